@@ -1,0 +1,3 @@
+from transcribed import cli
+
+raise SystemExit(cli.main())
