@@ -6,10 +6,19 @@ expected (ConfigError.problems). The file is the public contract documented in c
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import stat
+import string
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from transcribed import request_schema
+from transcribed.errors import ConfigError
 
 ObserverMode = Literal["auto", "native", "polling"]
 AfterMode = Literal["keep", "move"]
@@ -119,3 +128,417 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
     source: Path | None = None             # the file it came from, if any
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------------------
+
+DEFAULT_PATH = Path("/etc/transcribed/config.toml")
+EX_CONFIG = 78
+OUTPUT_FORMATS = ("txt", "srt", "vtt", "json", "md")
+CREDENTIAL_NAME = "gladia-api-key"
+# Request fields the daemon sets itself, per job; never from [transcription].
+DAEMON_OWNED_FIELDS = ("audio_url", "callback", "callback_config", "callback_url", "custom_metadata")
+_MISSING: Any = object()
+
+
+class _Section:
+    """Reads one TOML table, collecting problems instead of stopping at the first."""
+
+    def __init__(self, table: object, name: str, problems: list[str], base: Path | None) -> None:
+        self.name = name
+        self.problems = problems
+        self.base = base
+        if not isinstance(table, dict):
+            problems.append(f"{name}: expected a table ([{name}]), got {type(table).__name__}")
+            table = {}
+        self.table: dict[str, Any] = dict(table)
+        self.known: set[str] = set()
+
+    def _get(self, key: str) -> Any:
+        self.known.add(key)
+        return self.table.get(key, _MISSING)
+
+    def _bad(self, key: str, expected: str, value: object) -> None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        self.problems.append(f"{self.name}.{key}: expected {expected}, got {shown}")
+
+    def string(self, key: str, default: str, choices: tuple[str, ...] = ()) -> str:
+        value = self._get(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, str) or (choices and value not in choices):
+            expected = "one of " + ", ".join(f'"{c}"' for c in choices) if choices else "a string"
+            self._bad(key, expected, value)
+            return default
+        return value
+
+    def optional_string(self, key: str) -> str | None:
+        value = self._get(key)
+        if value is _MISSING or value == "":
+            return None
+        if not isinstance(value, str):
+            self._bad(key, "a string", value)
+            return None
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self._bad(key, "true or false", value)
+            return default
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float = 0.0, above: bool = False,
+               maximum: float | None = None) -> float:
+        value = self._get(key)
+        if value is _MISSING:
+            return default
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and (value < minimum or (above and value == minimum) or (maximum is not None and value > maximum)):
+            ok = False
+        if not ok:
+            bound = f"> {minimum:g}" if above else f">= {minimum:g}"
+            if maximum is not None:
+                bound += f" and <= {maximum:g}"
+            self._bad(key, f"a number {bound}", value)
+            return default
+        return float(value)
+
+    def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
+        value = self._get(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+            self._bad(key, f"a whole number from {minimum} to {maximum}", value)
+            return default
+        return value
+
+    def path(self, key: str, default: Path | None) -> Path | None:
+        value = self._get(key)
+        if value is _MISSING or value == "":
+            return default
+        if not isinstance(value, str):
+            self._bad(key, "a path (string)", value)
+            return default
+        return self._resolve(value)
+
+    def _resolve(self, text: str) -> Path:
+        path = Path(text).expanduser()
+        if not path.is_absolute() and self.base is not None:
+            path = self.base / path
+        return Path(os.path.abspath(path))  # noqa: PTH100 - absolute without resolving symlinks
+
+    def strings(self, key: str, default: tuple[str, ...], *, nonempty: bool = False) -> tuple[str, ...]:
+        value = self._get(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or (nonempty and not value):
+            self._bad(key, "a non-empty list of strings" if nonempty else "a list of strings", value)
+            return default
+        return tuple(value)
+
+    def paths(self, key: str, default: tuple[Path, ...]) -> tuple[Path, ...]:
+        texts = self.strings(key, (), nonempty=True)
+        return tuple(self._resolve(t) for t in texts) if texts else default
+
+    def mode(self, key: str) -> int | None:
+        value = self._get(key)
+        if value is _MISSING or value == "":
+            return None
+        if isinstance(value, str):
+            try:
+                value = int(value, 8)
+            except ValueError:
+                self._bad(key, 'an octal mode such as "0640" or 0o640', value)
+                return None
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0o777:
+            self._bad(key, 'an octal mode such as "0640" or 0o640', value)
+            return None
+        return value
+
+    def finish(self) -> None:
+        for key in sorted(set(self.table) - self.known):
+            expected = ", ".join(sorted(self.known))
+            self.problems.append(f"{self.name}.{key}: unknown key (expected one of: {expected})")
+
+
+def find_path(explicit: Path | None, environ: Mapping[str, str]) -> tuple[Path | None, bool]:
+    """Given --config and the environment, return (path to read or None, whether it must exist)."""
+    if explicit is not None:
+        return explicit, True
+    if environ.get("TRANSCRIBED_CONFIG"):
+        return Path(environ["TRANSCRIBED_CONFIG"]), True
+    if DEFAULT_PATH.exists():
+        return DEFAULT_PATH, True
+    return None, False
+
+
+def load(explicit: Path | None, environ: Mapping[str, str]) -> tuple[Config, list[str]]:
+    """Given --config (or None) and the environment, return (config, warnings).
+
+    Raise ConfigError listing every problem (dotted key and what was expected) when anything is wrong.
+    """
+    path, must_exist = find_path(explicit, environ)
+    table: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                table = tomllib.load(handle)
+        except FileNotFoundError:
+            if must_exist:
+                raise ConfigError([f"config file not found: {path}"], str(path)) from None
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"cannot read config: {exc}"], str(path)) from None
+    return parse(table, path, environ)
+
+
+def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str]) -> tuple[Config, list[str]]:
+    """Given a TOML table, return (config, warnings); raise ConfigError with every problem found."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    base = path.parent if path is not None else None
+    sections = {"gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks"}
+    for name in sorted(set(table) - sections):
+        problems.append(f"{name}: unknown section (expected one of: {', '.join(sorted(sections))})")
+
+    def section(name: str) -> _Section:
+        return _Section(table.get(name, {}), name, problems, base)
+
+    gladia = _parse_gladia(section("gladia"), environ, path, problems, warnings)
+    transcription = TranscriptionConfig(_parse_transcription(table.get("transcription", {}), problems))
+    inbox = _parse_inbox(section("inbox"))
+    output = _parse_output(section("output"), problems)
+    ledger_section = section("ledger")
+    ledger = LedgerConfig(ledger_section.path("path", LedgerConfig.path) or LedgerConfig.path)
+    ledger_section.finish()
+    workers_section = section("workers")
+    workers = WorkersConfig(
+        concurrency=workers_section.integer("concurrency", 3, minimum=1, maximum=100),
+        queue_size=workers_section.integer("queue_size", 1000, minimum=1, maximum=1_000_000),
+        max_job_attempts=workers_section.integer("max_job_attempts", 3, minimum=1, maximum=20),
+    )
+    workers_section.finish()
+    log_section = section("log")
+    log = LogConfig(
+        format=log_section.string("format", "auto", ("auto", "json", "console")),  # type: ignore[arg-type]
+        level=log_section.string("level", "info", ("debug", "info", "warning", "error")),
+    )
+    log_section.finish()
+    hooks_section = section("hooks")
+    hooks = HooksConfig(
+        on_done=hooks_section.strings("on_done", ()),
+        on_failed=hooks_section.strings("on_failed", ()),
+        timeout_seconds=hooks_section.number("timeout_seconds", 60.0, above=True),
+    )
+    hooks_section.finish()
+    if problems:
+        raise ConfigError(problems, str(path) if path else "")
+    config = Config(gladia=gladia, transcription=transcription, inbox=inbox, output=output, ledger=ledger,
+                    workers=workers, log=log, hooks=hooks, source=path)
+    return config, warnings
+
+
+def _parse_gladia(s: _Section, environ: Mapping[str, str], path: Path | None, problems: list[str],
+                  warnings: list[str]) -> GladiaConfig:
+    base_url = s.string("base_url", GladiaConfig.base_url).rstrip("/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.username or parts.password:
+        problems.append(f"gladia.base_url: expected an http(s) URL without credentials, got {base_url!r}")
+    key_text = s.optional_string("api_key")
+    key_file = s.path("api_key_file", None)
+    if key_text is not None and key_file is not None:
+        problems.append("gladia.api_key: set either api_key or api_key_file, not both")
+    if key_text is not None and path is not None:
+        _warn_if_shared(path, warnings)
+    if key_text is None and key_file is not None:
+        key_text = _read_key_file(key_file, "gladia.api_key_file", problems)
+    if key_text is None and environ.get("CREDENTIALS_DIRECTORY"):
+        credential = Path(environ["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME
+        if credential.exists():
+            key_text = _read_key_file(credential, "systemd credential " + CREDENTIAL_NAME, problems)
+    if key_text is None and environ.get("GLADIA_API_KEY", "").strip():
+        key_text = environ["GLADIA_API_KEY"].strip()
+    initial = s.number("poll_initial_seconds", 1.0, above=True, maximum=60)
+    config = GladiaConfig(
+        base_url=base_url,
+        api_key=Secret(key_text) if key_text else None,
+        api_key_file=key_file,
+        request_timeout_seconds=s.number("request_timeout_seconds", 30.0, above=True),
+        upload_timeout_seconds=s.number("upload_timeout_seconds", 300.0, above=True),
+        max_attempts=s.integer("max_attempts", 6, minimum=1, maximum=100),
+        retry_deadline_seconds=s.number("retry_deadline_seconds", 600.0, above=True),
+        poll_initial_seconds=initial,
+        poll_max_seconds=s.number("poll_max_seconds", 30.0, minimum=initial),
+    )
+    s.finish()
+    return config
+
+
+def _read_key_file(path: Path, where: str, problems: list[str]) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{where}: cannot read {path}: {exc.__class__.__name__}")
+        return None
+    if not text:
+        problems.append(f"{where}: {path} is empty")
+        return None
+    return text
+
+
+def _warn_if_shared(path: Path, warnings: list[str]) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.append(f"{path} holds gladia.api_key and is readable by group or others: "
+                        f"run `chmod 600 {path}`, or move the key to api_key_file or a systemd credential")
+
+
+def _parse_transcription(table: object, problems: list[str]) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        problems.append("transcription: expected a table")
+        return {}
+    request: dict[str, Any] = {}
+    language_config = dict(table.get("language_config", {})) if isinstance(table.get("language_config"), dict) \
+        else table.get("language_config")
+    for shortcut in ("languages", "code_switching"):
+        if shortcut in table:
+            if not isinstance(language_config, dict):
+                language_config = {}
+            language_config[shortcut] = table[shortcut]
+    fields = request_schema.request_fields()
+    for name, value in table.items():
+        if name in ("languages", "code_switching", "language_config"):
+            continue
+        if name in DAEMON_OWNED_FIELDS:
+            problems.append(f"transcription.{name}: set by transcribed itself for each job; remove it")
+            continue
+        if name == "custom_vocabulary" and isinstance(value, list):
+            # Shortcut: a plain list of words means "custom_vocabulary = true" with that vocabulary.
+            vocabulary_config = dict(table.get("custom_vocabulary_config", {}) or {})
+            vocabulary_config["vocabulary"] = value
+            request["custom_vocabulary_config"] = vocabulary_config
+            value = True
+        if name not in fields:
+            known = ", ".join(sorted(set(fields) - set(DAEMON_OWNED_FIELDS) | {"languages", "code_switching"}))
+            problems.append(f"transcription.{name}: unknown key (expected one of: {known})")
+            continue
+        if name == "custom_vocabulary_config" and "custom_vocabulary_config" in request:
+            continue
+        request[name] = value
+    if language_config is not None:
+        request["language_config"] = language_config
+    for name, value in request.items():
+        problems.extend(request_schema.validate(value, fields[name], f"transcription.{name}"))
+    problems.extend(_check_combinations(request))
+    return request
+
+
+def _check_combinations(request: Mapping[str, Any]) -> list[str]:
+    """Combinations Gladia would refuse at the first upload, caught at config time instead."""
+    problems = []
+    for switch in ("diarization", "subtitles", "translation", "summarization", "custom_vocabulary",
+                   "custom_spelling", "audio_to_llm", "pii_redaction"):
+        if f"{switch}_config" in request and request.get(switch) is not True:
+            problems.append(f"transcription.{switch}_config: only used when transcription.{switch} = true; "
+                            f"set it or remove the table")
+    needs = {"translation": ("translation_config", "target_languages"),
+             "custom_vocabulary": ("custom_vocabulary_config", "vocabulary"),
+             "custom_spelling": ("custom_spelling_config", "spelling_dictionary"),
+             "audio_to_llm": ("audio_to_llm_config", "prompts")}
+    for switch, (table_name, key) in needs.items():
+        table = request.get(table_name)
+        if request.get(switch) is True and not (isinstance(table, dict) and key in table):
+            problems.append(f"transcription.{table_name}.{key}: required when transcription.{switch} = true")
+    languages = request.get("language_config", {}).get("languages", []) \
+        if isinstance(request.get("language_config"), dict) else []
+    if request.get("model") == "solaria-3" and (not isinstance(languages, list) or len(languages) != 1):
+        problems.append('transcription.languages: model "solaria-3" needs exactly one language, e.g. ["en"]')
+    diarization = request.get("diarization_config")
+    if isinstance(diarization, dict):
+        low, high = diarization.get("min_speakers"), diarization.get("max_speakers")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            problems.append("transcription.diarization_config.min_speakers: expected <= max_speakers")
+    subtitles = request.get("subtitles_config")
+    if isinstance(subtitles, dict):
+        low, high = subtitles.get("minimum_duration"), subtitles.get("maximum_duration")
+        if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+            problems.append("transcription.subtitles_config.minimum_duration: expected <= maximum_duration")
+    return problems
+
+
+def _parse_inbox(s: _Section) -> InboxConfig:
+    config = InboxConfig(
+        paths=s.paths("paths", InboxConfig.paths),
+        recursive=s.boolean("recursive", True),
+        settle_seconds=s.number("settle_seconds", 5.0),
+        settle_timeout_seconds=s.number("settle_timeout_seconds", 86400.0, above=True),
+        rescan_seconds=s.number("rescan_seconds", 600.0, above=True),
+        observer=s.string("observer", "auto", ("auto", "native", "polling")),  # type: ignore[arg-type]
+        polling_interval_seconds=s.number("polling_interval_seconds", 5.0, above=True),
+        include=s.strings("include", ()),
+        exclude=s.strings("exclude", ()),
+    )
+    s.finish()
+    return config
+
+
+def _parse_output(s: _Section, problems: list[str]) -> OutputConfig:
+    formats = s.strings("formats", OutputConfig.formats, nonempty=True)
+    for name in formats:
+        if name not in OUTPUT_FORMATS:
+            problems.append(f"output.formats: unknown format {name!r} (expected some of: {', '.join(OUTPUT_FORMATS)})")
+    name = s.string("name", OutputConfig.name)
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(name) if f is not None}
+    except ValueError:
+        fields = {"(unbalanced braces)"}
+    if not {"stem", "format"} <= fields or fields - {"stem", "lang", "format"} or "/" in name:
+        problems.append(f"output.name: expected a file name template with {{stem}} and {{format}} (and optionally "
+                        f"{{lang}}), no '/', got {name!r}")
+    config = OutputConfig(
+        formats=tuple(dict.fromkeys(formats)),
+        name=name,
+        directory=s.path("directory", None),
+        language_fallback=s.string("language_fallback", "und"),
+        overwrite=s.boolean("overwrite", False),
+        mode=s.mode("mode"),
+        after=s.string("after", "keep", ("keep", "move")),  # type: ignore[arg-type]
+        done_directory=s.path("done_directory", None),
+    )
+    if config.after == "move" and config.done_directory is None:
+        problems.append('output.done_directory: required when output.after = "move"')
+    s.finish()
+    return config
+
+
+def to_toml_dict(config: Config) -> dict[str, Any]:
+    """Return the effective config as a TOML-ready table, the API key masked."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, Secret):
+            return "********"
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple):
+            return [clean(v) for v in value]
+        if isinstance(value, Mapping):
+            return {k: clean(v) for k, v in value.items() if v is not None}
+        return value
+
+    out: dict[str, Any] = {}
+    for name in ("gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks"):
+        section = getattr(config, name)
+        values = dict(section.request) if name == "transcription" else dataclasses.asdict(section)
+        if name == "gladia":
+            values["api_key"] = config.gladia.api_key
+        if name == "output" and values.get("mode") is not None:
+            values["mode"] = f"{values['mode']:04o}"
+        out[name] = clean(values)
+    return out
