@@ -74,6 +74,10 @@ class TransientApiError(ApiError):
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
+class ApiUnavailableError(TransientApiError):
+    """Not sent: the API has been failing and is probed about once a minute until it answers again."""
+
+
 class PermanentApiError(ApiError):
     """Retrying the same request cannot help: 400, 403, 404, 413, 422 and other 4xx."""
 

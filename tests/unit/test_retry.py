@@ -62,3 +62,26 @@ def test_polling_grows_to_a_cap_and_the_deadline_scales_with_duration() -> None:
         [1.0, 1.5, 2.25, 3.375, 5.0625, 7.59375, 11.390625, 17.0859375, 25.62890625, 30.0, 30.0, 30.0])
     assert poll_deadline(None) == 900.0
     assert poll_deadline(3600.0) == 10800.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_circuit_opens_after_repeated_failures_and_allows_one_probe_a_minute() -> None:
+    from transcribed.gladia.retry import CircuitBreaker
+
+    clock = FakeClock()
+    breaker = CircuitBreaker(threshold=3, probe_interval=60.0, clock=clock)
+    assert [breaker.failure() for _ in range(3)] == [False, False, True]
+    assert breaker.is_open
+    sent = 0
+    for _ in range(600):              # ten minutes of callers trying every second
+        clock.now += 1.0
+        sent += breaker.allow()
+    assert 9 <= sent <= 11           # about one request a minute while down
+    assert breaker.success() is True and not breaker.is_open and breaker.allow()

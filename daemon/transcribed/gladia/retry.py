@@ -7,7 +7,9 @@ attempts and a deadline per call. Polling intervals grow x1.5 from ~1 s to ~30 s
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -86,3 +88,64 @@ def poll_intervals(initial: float = 1.0, factor: float = 1.5, cap: float = 30.0)
 def poll_deadline(audio_duration: float | None, floor: float = 15 * 60.0) -> float:
     """How long to keep polling one job before reconciling: max(15 min, 3 x audio duration)."""
     return max(floor, 3.0 * (audio_duration or 0.0))
+
+
+class CircuitBreaker:
+    """Stops hammering an API that is down (RELIABILITY.md R9).
+
+    After `threshold` consecutive failures (transport errors, 5xx), the circuit opens: calls fail at once
+    without touching the network, except one probe every `probe_interval` seconds. A success closes it.
+    Thread-safe; pure apart from the injected clock.
+    """
+
+    def __init__(self, threshold: int = 5, probe_interval: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.threshold = threshold
+        self.probe_interval = probe_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._next_probe = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        with self._lock:
+            return self._opened_at is not None
+
+    def next_probe_in(self) -> float:
+        """Seconds until a probe may be sent (0 when closed or due)."""
+        with self._lock:
+            if self._opened_at is None:
+                return 0.0
+            return max(0.0, self._next_probe - self._clock())
+
+    def allow(self) -> bool:
+        """Return True when a request may go out now (closed, or this is the one probe that is due)."""
+        with self._lock:
+            if self._opened_at is None:
+                return True
+            now = self._clock()
+            if now >= self._next_probe:
+                self._next_probe = now + self.probe_interval
+                return True
+            return False
+
+    def success(self) -> bool:
+        """Record an answer from the API; return True when this closed an open circuit."""
+        with self._lock:
+            was_open = self._opened_at is not None
+            self._failures = 0
+            self._opened_at = None
+            return was_open
+
+    def failure(self) -> bool:
+        """Record a transport error or 5xx; return True when this opened the circuit."""
+        with self._lock:
+            self._failures += 1
+            if self._opened_at is None and self._failures >= self.threshold:
+                now = self._clock()
+                self._opened_at = now
+                self._next_probe = now + self.probe_interval
+                return True
+            return False
