@@ -355,12 +355,14 @@ def _parse_gladia(s: _Section, environ: Mapping[str, str], path: Path | None, pr
         problems.append("gladia.api_key: set either api_key or api_key_file, not both")
     if key_text is not None and path is not None:
         _warn_if_shared(path, warnings)
-    if key_text is None and key_file is not None:
-        key_text = _read_key_file(key_file, "gladia.api_key_file", problems)
     if key_text is None and environ.get("CREDENTIALS_DIRECTORY"):
+        # The systemd credential comes before api_key_file: under the unit, the file it was loaded from is
+        # root-only and unreadable by the service user.
         credential = Path(environ["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME
         if credential.exists():
             key_text = _read_key_file(credential, "systemd credential " + CREDENTIAL_NAME, problems)
+    if key_text is None and key_file is not None:
+        key_text = _read_key_file(key_file, "gladia.api_key_file", problems)
     if key_text is None and environ.get("GLADIA_API_KEY", "").strip():
         key_text = environ["GLADIA_API_KEY"].strip()
     initial = s.number("poll_initial_seconds", 1.0, above=True, maximum=60)

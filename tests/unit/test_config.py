@@ -107,6 +107,8 @@ def test_key_sources_in_order(tmp_path: Path) -> None:
     (credentials / "gladia-api-key").write_text("from-credential")
     environ = {"GLADIA_API_KEY": "from-env", "CREDENTIALS_DIRECTORY": str(credentials)}
     loaded, _ = config.parse({"gladia": {"api_key_file": str(key_file)}}, None, environ)
+    assert loaded.gladia.api_key is not None and loaded.gladia.api_key.reveal() == "from-credential"
+    loaded, _ = config.parse({"gladia": {"api_key_file": str(key_file)}}, None, {"GLADIA_API_KEY": "from-env"})
     assert loaded.gladia.api_key is not None and loaded.gladia.api_key.reveal() == "from-file"
     loaded, _ = config.parse({}, None, environ)
     assert loaded.gladia.api_key is not None and loaded.gladia.api_key.reveal() == "from-credential"
