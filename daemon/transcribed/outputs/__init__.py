@@ -1,0 +1,1 @@
+"""Transcript outputs: render (pure: result -> file text), write (naming, atomic writes), hooks."""
