@@ -1,0 +1,135 @@
+"""Which names count as media: pure functions on names, no I/O.
+
+A file counts when its extension is one Gladia accepts (API.md §8, case-insensitive) or it matches an
+`inbox.include` glob, and it is none of: hidden, a temporary or partial download, OS/NAS litter, one of
+the daemon's own outputs or temp files, or an `inbox.exclude` match. The always-ignored rules win over
+`include`, and `exclude` wins over everything that would accept a name.
+
+Globs are matched case-insensitively against the name; a glob that contains "/" is matched against the
+path relative to the inbox root instead (e.g. "archive/*"). A directory is pruned (with everything below
+it) when it is hidden, OS/NAS litter, or matches an exclude glob; a directory holding IGNORE_MARKER is
+pruned by the walker, which is the part that can look inside directories.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+IGNORE_MARKER = ".transcribed-ignore"
+
+# API.md §8: Gladia's supported audio and video containers ("matroska" is the mkv container).
+AUDIO_EXTENSIONS = frozenset({"aac", "ac3", "eac3", "flac", "m4a", "mp2", "mp3", "ogg", "opus", "wav"})
+VIDEO_EXTENSIONS = frozenset({"3g2", "3gp", "avi", "flv", "m4v", "mkv", "mov", "mp4", "wmv"})
+MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+
+# Last extensions that browsers, download managers, sync tools and copy tools give a file while it is
+# still being written; the final name appears by rename when it is complete.
+TEMPORARY_EXTENSIONS = frozenset({
+    "part", "partial", "tmp", "temp", "crdownload", "download", "!qb", "!ut", "!bt", "filepart",
+    "opdownload", "aria2", "dlpart", "downloading", "unconfirmed", "swp", "swx", "lck", "lock", "bak",
+    "transcribed-tmp",
+})
+TEMPORARY_PREFIXES = ("~$", "~syncthing~", ".~lock.", ".syncthing.", ".goutputstream-")
+
+# The daemon writes these beside a source (outputs/render.py formats); never treat them as input.
+OUTPUT_EXTENSIONS = frozenset({"txt", "srt", "vtt", "json", "md"})
+OWN_TEMPORARY_MARK = ".transcribed-tmp"
+
+# Folders and files that operating systems, NAS boxes and sync tools leave behind (casefolded).
+LITTER_NAMES = frozenset({
+    ".ds_store", "thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", "icon\r", ".directory",
+    "@eadir", "#recycle", "@recycle", "#snapshot", "@tmp", ".@__thumb", "@sharebin", ".recycle",
+    ".stfolder", ".stversions", ".stignore", "__macosx", ".trashes", ".trash", ".spotlight-v100",
+    ".fseventsd", ".temporaryitems", ".appledouble", ".apdisk", "lost+found", "$recycle.bin",
+    "system volume information", ".sync", ".dropbox.cache", ".dropbox", IGNORE_MARKER,
+})
+
+
+def _compile(globs: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """One regex for the name globs and one for the path globs (None when there are none)."""
+    names = [fnmatch.translate(glob.casefold()) for glob in globs if "/" not in glob]
+    paths = [fnmatch.translate(glob.strip("/").casefold()) for glob in globs if "/" in glob]
+    return (
+        re.compile("|".join(names), re.DOTALL) if names else None,
+        re.compile("|".join(paths), re.DOTALL) if paths else None,
+    )
+
+
+def _matches(patterns: tuple[re.Pattern[str] | None, re.Pattern[str] | None], folded_name: str,
+             relative: str | None) -> bool:
+    by_name, by_path = patterns
+    if by_name is not None and by_name.match(folded_name):
+        return True
+    return by_path is not None and relative is not None and by_path.match(relative.casefold()) is not None
+
+
+@dataclass(frozen=True)
+class NameFilter:
+    """Decides by name alone. Build it once from `inbox.include` / `inbox.exclude`; calls are thread-safe.
+
+    Every method takes a single path component (`name`) and, optionally, the path relative to the inbox
+    root with "/" separators (`relative`), needed only when a glob contains "/" (see `uses_paths`).
+    Names may hold anything a file name can (newlines, lone surrogates from undecodable bytes); no method
+    raises on any str.
+    """
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    _include: tuple[re.Pattern[str] | None, re.Pattern[str] | None] = field(init=False, repr=False,
+                                                                              compare=False)
+    _exclude: tuple[re.Pattern[str] | None, re.Pattern[str] | None] = field(init=False, repr=False,
+                                                                              compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_include", _compile(tuple(self.include)))
+        object.__setattr__(self, "_exclude", _compile(tuple(self.exclude)))
+
+    @property
+    def uses_paths(self) -> bool:
+        """True when some glob contains "/", so callers must pass `relative` for exact answers."""
+        return self._include[1] is not None or self._exclude[1] is not None
+
+    def file_reason(self, name: str, relative: str | None = None) -> str | None:
+        """Return None when a regular file called `name` counts as media, else a short reason for the log."""
+        if not name or name[0] == ".":
+            return "hidden"
+        folded = name.casefold()
+        dot = folded.rfind(".")
+        extension = folded[dot + 1:] if dot > 0 else ""
+        if extension in TEMPORARY_EXTENSIONS or folded[-1] == "~" or folded.startswith(TEMPORARY_PREFIXES):
+            return "temporary or partial name"
+        if extension in OUTPUT_EXTENSIONS or OWN_TEMPORARY_MARK in folded:
+            return "a transcript or temp file, not media"
+        if folded in LITTER_NAMES:
+            return "operating system or NAS litter"
+        if (self._exclude[0] is not None or self._exclude[1] is not None) and _matches(
+                self._exclude, folded, relative):
+            return "matches inbox.exclude"
+        if extension in MEDIA_EXTENSIONS:
+            return None
+        if (self._include[0] is not None or self._include[1] is not None) and _matches(
+                self._include, folded, relative):
+            return None
+        return "not a supported media extension"
+
+    def directory_reason(self, name: str, relative: str | None = None) -> str | None:
+        """Return None when the walk may enter a directory called `name`, else why it is skipped."""
+        if not name or name[0] == ".":
+            return "hidden folder"
+        folded = name.casefold()
+        if folded in LITTER_NAMES:
+            return "operating system or NAS litter"
+        if (self._exclude[0] is not None or self._exclude[1] is not None) and _matches(
+                self._exclude, folded, relative):
+            return "matches inbox.exclude"
+        return None
+
+    def accepts_file(self, name: str, relative: str | None = None) -> bool:
+        """True when a regular file called `name` counts as media."""
+        return self.file_reason(name, relative) is None
+
+    def accepts_directory(self, name: str, relative: str | None = None) -> bool:
+        """True when the walk may enter a directory called `name`."""
+        return self.directory_reason(name, relative) is None
