@@ -10,7 +10,9 @@ path, None if transcribed never did). A path we wrote that still holds those byt
 another source's outputs hold makes this source use its full file name as the stem (talk.mp3 and talk.wav
 give talk.srt and talk.wav.srt); anything else at an output path (a user's file, an edited transcript,
 a symbolic link, a directory) is a conflict: left alone and reported, unless `output.overwrite` allows
-replacing files transcribed did not write. A symbolic link is never followed.
+replacing files transcribed did not write. A file that already holds exactly the bytes to write is taken
+over as written (a retry after a crash between the write and the ledger). A symbolic link is never
+followed.
 """
 
 from __future__ import annotations
@@ -275,10 +277,11 @@ def _verdict(
     if stat.S_ISDIR(info.st_mode):
         return "a directory is in the way", False
     is_link = stat.S_ISLNK(info.st_mode)
+    regular = stat.S_ISREG(info.st_mode)
     recorded = ours.get(path)
     if recorded is not None:
-        current = None if is_link or not stat.S_ISREG(info.st_mode) else _file_digest(path)
-        if current == recorded:
+        current = _file_digest(path) if regular else None
+        if current in (recorded, digest):
             return None, current == digest
         if overwrite:
             return None, False
@@ -287,6 +290,10 @@ def _verdict(
         return "changed since transcribed wrote it (left as it is)", False
     if owner_of(path) is not None:
         return "transcribed wrote this file for another source", False
+    if regular and _file_digest(path) == digest:
+        # Exactly these bytes are there already: a write that crashed (or failed later in the set)
+        # before the ledger recorded it. Taking the file over loses nothing.
+        return None, True
     if overwrite:
         return None, False
     if is_link:
