@@ -336,6 +336,10 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
         timeout_seconds=hooks_section.number("timeout_seconds", 60.0, above=True),
     )
     hooks_section.finish()
+    for name, folder in (("output.done_directory", output.done_directory), ("output.directory", output.directory),
+                         ("ledger.path", ledger.path)):
+        if folder is not None and any(folder.is_relative_to(inbox_path) for inbox_path in inbox.paths):
+            problems.append(f"{name}: expected a place outside the inboxes ({folder} is inside one)")
     if problems:
         raise ConfigError(problems, str(path) if path else "")
     config = Config(gladia=gladia, transcription=transcription, inbox=inbox, output=output, ledger=ledger,

@@ -186,3 +186,17 @@ def test_example_config_loads_and_documents_every_field() -> None:
         names = {f.name for f in dataclasses.fields(section_type)}
         assert names <= documented[field.name], f"[{field.name}] undocumented: {names - documented[field.name]}"
         assert documented[field.name] <= names, f"[{field.name}] documents unknown keys"
+
+
+def test_output_folders_and_ledger_must_be_outside_the_inboxes(tmp_path: Path) -> None:
+    found = problems_of(f"""
+        [inbox]
+        paths = ["{tmp_path}"]
+        [output]
+        after = "move"
+        done_directory = "{tmp_path}/done"
+        [ledger]
+        path = "{tmp_path}/ledger.sqlite3"
+    """)
+    assert any(p.startswith("output.done_directory") for p in found)
+    assert any(p.startswith("ledger.path") for p in found)
