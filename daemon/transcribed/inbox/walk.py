@@ -1,0 +1,189 @@
+"""Looking at an inbox with lstat and directory listings only: no file is ever opened or read.
+
+`classify` answers "what is at this path, and does it count?" for one path (an event, a due check);
+`walk` lists a tree directory by directory for scans. Both never follow a symlink, skip FIFOs, sockets
+and devices by their lstat type (so nothing can block), treat a directory named like a media file as a
+directory, and skip a directory holding `.transcribed-ignore` with everything below it.
+
+Paths are str as os.fsdecode gives them: undecodable bytes survive as lone surrogates, and a name may hold
+a newline. Nothing here builds a log line.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transcribed.inbox.filters import IGNORE_MARKER, NameFilter
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def join(directory: str, name: str) -> str:
+    """`directory`/`name` for str paths (the hot paths stay on str: no Path objects per file)."""
+    return directory + name if directory.endswith("/") else f"{directory}/{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """An inbox folder. `text` is the path as configured (made absolute); `real` has symlinks resolved
+    and is what symlink targets are checked against."""
+
+    path: Path
+    text: str
+    real: str
+    index: int
+
+    @classmethod
+    def of(cls, path: Path, index: int) -> Root:
+        text = os.path.abspath(os.fspath(path))  # noqa: PTH100 - as configured, links kept
+        return cls(path, text, os.path.realpath(text), index)
+
+    def relative(self, path: str) -> str | None:
+        """`path` relative to the root with "/" separators, or None when it is not strictly below it."""
+        prefix = self.text if self.text.endswith("/") else self.text + "/"
+        if not path.startswith(prefix) or len(path) == len(prefix):
+            return None
+        return path[len(prefix):]
+
+    def holds(self, real_path: str) -> bool:
+        """True when a resolved path lies inside this root (the root itself included)."""
+        return real_path == self.real or real_path.startswith(self.real.rstrip("/") + "/")
+
+
+class Kind(enum.Enum):
+    FILE = "file"                       # a regular file whose name counts; `stat` is set
+    DIRECTORY = "directory"             # a directory the walk may enter
+    LINK_INSIDE = "link_inside"         # a symlink into the inbox: its target is found on its own
+    LINK_OUTSIDE = "link_outside"       # a symlink leading out of the inbox: never followed
+    IGNORED = "ignored"                 # by name, by type (FIFO ...), or below an ignored folder
+    GONE = "gone"                       # nothing there any more
+    UNREADABLE = "unreadable"           # lstat failed for another reason (permissions, I/O error)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    kind: Kind
+    path: str
+    stat: os.stat_result | None = None
+    reason: str = ""
+
+
+def _link_kind(root: Root, path: str) -> Kind:
+    # realpath resolves with lstat/readlink only; a loop or a dangling link still yields a path.
+    return Kind.LINK_INSIDE if root.holds(os.path.realpath(path)) else Kind.LINK_OUTSIDE
+
+
+def classify(root: Root, path: str, *, recursive: bool, names: NameFilter) -> Found:
+    """Return what `path` (absolute, str) is for the watcher, using lstat on it and its ancestors' markers.
+
+    Never raises OSError: a vanished path is GONE, another failure UNREADABLE.
+    """
+    relative = root.relative(path)
+    if relative is None:
+        return Found(Kind.IGNORED, path, reason="not inside the inbox")
+    parts = relative.split("/")
+    if not recursive and len(parts) > 1:
+        return Found(Kind.IGNORED, path, reason="in a subfolder and inbox.recursive is off")
+    for depth, part in enumerate(parts[:-1]):
+        reason = names.directory_reason(part, "/".join(parts[: depth + 1]) if names.uses_paths else None)
+        if reason is not None:
+            return Found(Kind.IGNORED, path, reason=f"below a skipped folder ({reason})")
+    directory = root.text
+    for part in ["", *parts[:-1]]:
+        directory = join(directory, part) if part else directory
+        if os.path.lexists(join(directory, IGNORE_MARKER)):
+            return Found(Kind.IGNORED, path, reason=f"below a folder holding {IGNORE_MARKER}")
+    try:
+        status = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return Found(Kind.GONE, path)
+    except OSError as exc:
+        return Found(Kind.UNREADABLE, path, reason=f"{exc.__class__.__name__}: {exc.strerror}")
+    mode = status.st_mode
+    name = parts[-1]
+    if stat.S_ISDIR(mode):
+        if not recursive:
+            return Found(Kind.IGNORED, path, reason="a folder and inbox.recursive is off")
+        reason = names.directory_reason(name, relative if names.uses_paths else None)
+        if reason is not None:
+            return Found(Kind.IGNORED, path, reason=reason)
+        return Found(Kind.DIRECTORY, path, status)
+    if stat.S_ISLNK(mode):
+        return Found(_link_kind(root, path), path, status, reason="symlink")
+    if not stat.S_ISREG(mode):
+        return Found(Kind.IGNORED, path, reason="not a regular file (FIFO, socket or device)")
+    reason = names.file_reason(name, relative if names.uses_paths else None)
+    if reason is not None:
+        return Found(Kind.IGNORED, path, reason=reason)
+    return Found(Kind.FILE, path, status)
+
+
+@dataclass(slots=True)
+class Listing:
+    """One directory of a walk: its accepted regular files with their lstat, and its symlinks' names.
+    `error` is set (and the lists empty) when the directory could not be listed."""
+
+    directory: str
+    files: list[tuple[str, os.stat_result]] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    error: OSError | None = None
+
+
+def walk(root: Root, start: str | None = None, *, recursive: bool, names: NameFilter,
+         stop: threading.Event | None = None) -> Iterator[Listing]:
+    """Yield a Listing per directory from `start` (default: the root) down, depth first.
+
+    Skipped folders (by name, by marker) are neither listed nor entered; a directory that cannot be
+    listed yields a Listing with `error` set and is not entered. Stops early when `stop` is set.
+    Each directory is opened once (O_NOFOLLOW: a folder swapped for a symlink is not followed) and its
+    entries are lstat-ed relative to it, which is cheaper than by full path.
+    """
+    pending = [start or root.text]
+    uses_paths = names.uses_paths
+    file_reason = names.file_reason
+    while pending:
+        if stop is not None and stop.is_set():
+            return
+        directory = pending.pop()
+        listing = Listing(directory)
+        try:
+            descriptor = os.open(directory, _DIRECTORY_FLAGS)
+        except OSError as exc:
+            listing.error = exc
+            yield listing
+            continue
+        try:
+            with os.scandir(descriptor) as entries_iterator:
+                entries = list(entries_iterator)
+            if any(entry.name == IGNORE_MARKER for entry in entries):
+                continue
+            prefix = None
+            if uses_paths:
+                relative = root.relative(directory)
+                prefix = "" if relative is None else relative + "/"
+            files = listing.files
+            for entry in entries:
+                name = entry.name
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        if file_reason(name, None if prefix is None else prefix + name) is None:
+                            files.append((name, entry.stat(follow_symlinks=False)))
+                    elif entry.is_dir(follow_symlinks=False):
+                        if recursive and names.directory_reason(
+                                name, None if prefix is None else prefix + name) is None:
+                            pending.append(join(directory, name))
+                    elif entry.is_symlink():
+                        listing.links.append(name)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue  # removed since the listing: as if it had never been there
+        except OSError as exc:
+            listing = Listing(directory, error=exc)
+        finally:
+            os.close(descriptor)
+        yield listing

@@ -1,0 +1,395 @@
+"""The inbox watcher: every complete media file, handed on once per (path, version).
+
+Threads, each with one job:
+- observers (watchdog, one per root, native or polling): turn events into "look at this path" posts;
+- the rescan thread: starts the observers, scans every root at start, then rescans (stat only) every
+  `rescan_seconds` with jitter, posting files it has not handed on in their current version;
+- the worker: owns all settle state; looks at posted paths (lstat), keeps a heap of due checks and sleeps
+  in Event.wait until the earliest one or the next post, and calls on_ready / on_problem.
+
+Nothing here opens a file: lstat and directory listings only (walk.py).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from watchdog.observers.api import BaseObserver
+
+from transcribed.config import InboxConfig
+from transcribed.inbox import mounts, observers
+from transcribed.inbox.filters import NameFilter
+from transcribed.inbox.readiness import ReadyFile, SettlePolicy, Settling, Verdict, decide, observe
+from transcribed.inbox.scan import scan, version_key
+from transcribed.inbox.walk import Kind, Root, classify, join, walk
+
+__all__ = ["ReadyFile", "Watcher", "scan"]
+
+log = structlog.get_logger(__name__)
+
+_READ_MOUNT_TABLE = object()
+_JOIN_SECONDS = 10.0
+
+
+class _Tracked:
+    """A file on its way to complete (worker thread only)."""
+
+    __slots__ = ("root_index", "scheduled", "state")
+
+    def __init__(self, root_index: int, state: Settling) -> None:
+        self.root_index = root_index
+        self.state = state
+        self.scheduled: float | None = None
+
+
+class Watcher:
+    """Watch the inbox folders of `config` and call `on_ready(ReadyFile)` once per complete file version.
+
+    `on_ready` and `on_problem(path, reason)` run on the watcher's worker thread: they must be cheap, and
+    an exception from them is logged, never fatal. on_problem reports files that never settled within
+    settle_timeout_seconds and symlinks leading out of the inbox (once per link).
+    `clock` is monotonic seconds (injectable for tests). `_observe=False` runs without observers, on
+    rescans only (the "events lost" mode); `_mount_table` replaces /proc/self/mountinfo's text.
+    """
+
+    def __init__(self, config: InboxConfig, on_ready: Callable[[ReadyFile], None], *,
+                 on_problem: Callable[[Path, str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 _observe: bool = True, _mount_table: object = _READ_MOUNT_TABLE) -> None:
+        self._config = config
+        self._on_ready = on_ready
+        self._on_problem = on_problem
+        self._clock = clock
+        self._observe = _observe
+        self._mount_table = _mount_table
+        self._roots = tuple(Root.of(path, index) for index, path in enumerate(config.paths))
+        self._names = NameFilter(tuple(config.include), tuple(config.exclude))
+        self._policy = SettlePolicy(config.settle_seconds, config.settle_timeout_seconds)
+        self._random = random.Random()  # rescan jitter only
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._scanned = threading.Event()
+        self._pending_lock = threading.Lock()
+        self._pending: dict[str, tuple[int, int]] = {}
+        # directory -> name -> version key of what was handed on; read by the rescan thread.
+        self._known_lock = threading.Lock()
+        self._known: dict[str, dict[str, bytes]] = {}
+        self._rescan_lock = threading.Lock()
+        self._observer_lock = threading.Lock()
+        self._observers: dict[int, BaseObserver] = {}
+        self._modes: dict[Path, str] = {}
+        self._reasons: dict[Path, str] = {}
+        # worker-thread state
+        self._settling: dict[str, _Tracked] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._sequence = 0
+        self._reported_links: set[str] = set()
+        self._threads: list[threading.Thread] = []
+
+    # ---- public -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker and the rescan thread (which starts observers, then scans); return at once.
+        Raise RuntimeError when called twice."""
+        if self._threads:
+            raise RuntimeError("Watcher.start() called twice")
+        self._threads = [
+            threading.Thread(target=self._run_worker, name="transcribed-inbox-worker", daemon=True),
+            threading.Thread(target=self._run_rescans, name="transcribed-inbox-rescan", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop observers and threads and wait for them; pending events and settling files are dropped.
+        No callback runs after stop() returns (unless stop() is called from inside a callback)."""
+        self._stopping.set()
+        self._wake.set()
+        with self._observer_lock:
+            running = list(self._observers.values())
+            self._observers.clear()
+        observers.stop_observers(running, timeout=_JOIN_SECONDS)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(_JOIN_SECONDS)
+                if thread.is_alive():
+                    log.warning("watcher_thread_stuck", thread=thread.name)
+
+    def rescan(self) -> None:
+        """Stat every media file under every root now and post those not handed on in their current
+        version (new, changed, or missed by events). Runs in the caller's thread; one at a time."""
+        with self._rescan_lock:
+            started = time.monotonic()
+            files = posted = 0
+            for root in self._roots:
+                seen, new = self._rescan_root(root)
+                files += seen
+                posted += new
+                if self._stopping.is_set():
+                    return
+            log.debug("rescan_done", files=files, posted=posted, seconds=round(time.monotonic() - started, 3))
+
+    def observer_modes(self) -> dict[Path, str]:
+        """Per root: "native", "polling", "off" (rescans only) or "none" (could not watch; retried at
+        each rescan). Empty until the rescan thread has started the observers."""
+        with self._observer_lock:
+            return dict(self._modes)
+
+    def observer_reasons(self) -> dict[Path, str]:
+        """Per root: why it got the observer it has (the reason logged with watch_started)."""
+        with self._observer_lock:
+            return dict(self._reasons)
+
+    def wait_started(self, timeout: float) -> bool:
+        """Wait until observers run and the start scan has been posted; True when that happened."""
+        return self._scanned.wait(timeout)
+
+    # ---- observers --------------------------------------------------------------------------------------
+
+    def _start_observers(self) -> None:
+        mount_table: str | None = None
+        if self._mount_table is _READ_MOUNT_TABLE:
+            mount_table = mounts.read_mount_table()
+        elif isinstance(self._mount_table, str):
+            mount_table = self._mount_table
+        for root in self._roots:
+            with self._observer_lock:
+                if self._stopping.is_set():
+                    return
+                current = self._observers.get(root.index)
+                if current is not None and observers.is_running(current):
+                    continue
+                if current is not None:
+                    del self._observers[root.index]
+                    observers.stop_observers([current], timeout=_JOIN_SECONDS)
+                    log.warning("watch_lost", root=root.text)
+                mode, reason = mounts.choose_observer(self._config.observer, root.real, mount_table)
+                observer = self._try_observer(root, mode, reason)
+                if observer is None and mode == "native" and self._config.observer == "auto":
+                    mode, reason = "polling", "native events unavailable for this folder"
+                    observer = self._try_observer(root, mode, reason)
+                if observer is None:
+                    self._modes[root.path], self._reasons[root.path] = "none", "could not watch"
+                    continue
+                self._observers[root.index] = observer
+                self._modes[root.path], self._reasons[root.path] = mode, reason
+                log.info("watch_started", root=root.text, mode=mode, reason=reason,
+                         recursive=self._config.recursive)
+
+    def _try_observer(self, root: Root, mode: str, reason: str) -> BaseObserver | None:
+        try:
+            return observers.start_observer(mode, root.text, root.index, self._post,
+                                            recursive=self._config.recursive,
+                                            polling_interval=self._config.polling_interval_seconds)
+        except OSError as exc:
+            log.warning("watch_failed", root=root.text, mode=mode, reason=reason,
+                        error=f"{exc.__class__.__name__}: {exc.strerror or exc}")
+            return None
+
+    # ---- rescans ----------------------------------------------------------------------------------------
+
+    def _run_rescans(self) -> None:
+        try:
+            self._refresh_observers()
+            self._guarded_rescan()
+        finally:
+            self._scanned.set()
+        while not self._stopping.wait(self._config.rescan_seconds * self._random.uniform(0.9, 1.1)):
+            self._refresh_observers()
+            self._guarded_rescan()
+        log.debug("rescan_loop_ended", reason="stop requested")
+
+    def _refresh_observers(self) -> None:
+        """Start observers for roots that have none running (first start, folder recreated, share back)."""
+        if not self._observe:
+            with self._observer_lock:
+                for root in self._roots:
+                    self._modes[root.path], self._reasons[root.path] = "off", "observers off: rescans only"
+            return
+        try:
+            self._start_observers()
+        except Exception:
+            log.exception("watch_start_failed")
+
+    def _guarded_rescan(self) -> None:
+        try:
+            self.rescan()
+        except Exception:
+            log.exception("rescan_failed")
+
+    def _rescan_root(self, root: Root) -> tuple[int, int]:
+        """Walk one root; post what is not known in its current version; forget what has gone."""
+        seen = posted = 0
+        visited: set[str] = set()
+        post, known_all = self._post, self._known
+        for listing in walk(root, recursive=self._config.recursive, names=self._names, stop=self._stopping):
+            directory = listing.directory
+            if listing.error is not None:
+                event = "rescan_root_unreadable" if directory == root.text else "rescan_folder_unreadable"
+                log.warning(event, root=root.text, folder=directory,
+                            error=f"{listing.error.__class__.__name__}: {listing.error.strerror}")
+                visited.add(directory)  # keep what is known there: it may come back
+                continue
+            visited.add(directory)
+            known = known_all.get(directory)
+            hits = 0
+            for name, status in listing.files:
+                seen += 1
+                if known is not None and known.get(name) == version_key(status):
+                    hits += 1
+                    continue
+                post(join(directory, name), root.index, 0)
+                posted += 1
+            for name in listing.links:
+                post(join(directory, name), root.index, 0)
+            if known is not None and hits != len(known):
+                present = {name for name, _ in listing.files}
+                self._forget(directory, [name for name in list(known) if name not in present])
+        if not self._stopping.is_set():
+            prefix = root.text.rstrip("/") + "/"
+            for directory in [d for d in list(known_all) if d not in visited]:
+                if (directory == root.text or directory.startswith(prefix)) and not os.path.lexists(directory):
+                    self._forget(directory, None)
+        return seen, posted
+
+    def _forget(self, directory: str, names: list[str] | None) -> None:
+        """Drop known versions of vanished files (all of `directory` when names is None). A name is only
+        dropped when lstat confirms it is gone, so a file handed on during the rescan is never forgotten."""
+        with self._known_lock:
+            known = self._known.get(directory)
+            if known is None:
+                return
+            for name in list(known) if names is None else names:
+                if not os.path.lexists(join(directory, name)):
+                    known.pop(name, None)
+            if not known:
+                del self._known[directory]
+
+    # ---- worker -----------------------------------------------------------------------------------------
+
+    def _post(self, path: str, root_index: int, flags: int) -> None:
+        with self._pending_lock:
+            previous = self._pending.get(path)
+            self._pending[path] = (root_index, flags | (previous[1] if previous else 0))
+        self._wake.set()
+
+    def _run_worker(self) -> None:
+        heap = self._heap
+        while not self._stopping.is_set():
+            timeout = max(0.0, heap[0][0] - self._clock()) if heap else None
+            self._wake.wait(timeout)
+            self._wake.clear()
+            with self._pending_lock:
+                pending, self._pending = self._pending, {}
+            for path, (root_index, flags) in pending.items():
+                if self._stopping.is_set():
+                    break
+                self._guarded_look(path, root_index, flags)
+            while heap and heap[0][0] <= self._clock() and not self._stopping.is_set():
+                due, _, path = heapq.heappop(heap)
+                tracked = self._settling.get(path)
+                if tracked is None or tracked.scheduled != due:
+                    continue  # superseded by an earlier check, or no longer tracked
+                tracked.scheduled = None
+                self._guarded_look(path, tracked.root_index, 0)
+        log.debug("watcher_worker_ended", reason="stopped")
+
+    def _guarded_look(self, path: str, root_index: int, flags: int) -> None:
+        try:
+            self._look(path, root_index, flags)
+        except Exception:
+            log.exception("watch_look_failed", file=path)
+
+    def _look(self, path: str, root_index: int, flags: int) -> None:
+        root = self._roots[root_index]
+        found = classify(root, path, recursive=self._config.recursive, names=self._names)
+        kind = found.kind
+        if kind is Kind.FILE and found.stat is not None:
+            self._consider(path, root_index, found.stat, flags)
+            return
+        if self._settling.pop(path, None) is not None:
+            log.debug("file_vanished" if kind is Kind.GONE else "file_ignored", file=path, reason=found.reason)
+        if kind is Kind.GONE:
+            self._reported_links.discard(path)
+        elif kind is Kind.DIRECTORY:
+            if flags & observers.WALK:
+                self._walk_new_directory(root, path, flags & observers.FAST)
+        elif kind is Kind.LINK_OUTSIDE:
+            if path not in self._reported_links:
+                self._reported_links.add(path)
+                log.warning("symlink_outside_inbox", file=path, root=root.text)
+                self._problem(path, "a symlink leading outside the inbox: not followed")
+        elif kind is Kind.UNREADABLE:
+            log.info("file_unreadable", file=path, reason=found.reason)
+        elif flags:  # an event for an ignored name; rescans stay quiet about those
+            log.debug("file_ignored", file=path, reason=found.reason)
+
+    def _walk_new_directory(self, root: Root, path: str, fast: int) -> None:
+        for listing in walk(root, path, recursive=True, names=self._names, stop=self._stopping):
+            for name, status in listing.files:
+                self._consider(join(listing.directory, name), root.index, status, fast)
+            for name in listing.links:
+                self._look(join(listing.directory, name), root.index, 0)
+
+    def _consider(self, path: str, root_index: int, status: os.stat_result, flags: int) -> None:
+        """Fold a fresh lstat of a media file into its settle state; hand it on, report it, or schedule."""
+        directory, _, name = path.rpartition("/")
+        directory = directory or "/"
+        key = version_key(status)
+        known = self._known.get(directory)
+        if known is not None and known.get(name) == key:
+            self._settling.pop(path, None)
+            return
+        now = self._clock()
+        version = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+        tracked = self._settling.get(path)
+        state = observe(tracked.state if tracked else None, version, now,
+                        fast=bool(flags & observers.FAST), metadata_only=bool(flags & observers.METADATA))
+        decision = decide(state, now, self._policy)
+        if decision.verdict is Verdict.READY:
+            self._settling.pop(path, None)
+            self._hand_on(path, root_index, directory, name, key, state)
+        elif decision.verdict is Verdict.TIMED_OUT:
+            self._settling.pop(path, None)
+            log.warning("file_never_settled", file=path, bytes=status.st_size,
+                        waited_seconds=round(now - state.first_seen, 1))
+            self._problem(path, f"still changing after {self._policy.timeout_seconds:g} s: not handed on")
+        else:
+            if tracked is None:
+                tracked = self._settling[path] = _Tracked(root_index, state)
+            tracked.state = state
+            due = decision.due if decision.due is not None else now
+            if tracked.scheduled is None or due < tracked.scheduled:
+                tracked.scheduled = due
+                self._sequence += 1
+                heapq.heappush(self._heap, (due, self._sequence, path))
+
+    def _hand_on(self, path: str, root_index: int, directory: str, name: str, key: bytes,
+                 state: Settling) -> None:
+        if self._stopping.is_set():
+            return
+        with self._known_lock:
+            self._known.setdefault(directory, {})[name] = key
+        device, inode, size, mtime_ns = state.version
+        root = self._roots[root_index]
+        log.info("file_ready", file=path, root=root.text, bytes=size,
+                 path_taken="fast" if state.fast_since is not None and size > 0 else "settled")
+        try:
+            self._on_ready(ReadyFile(Path(path), root.path, device, inode, size, mtime_ns))
+        except Exception:
+            log.exception("on_ready_failed", file=path)
+
+    def _problem(self, path: str, reason: str) -> None:
+        if self._on_problem is None or self._stopping.is_set():
+            return
+        try:
+            self._on_problem(Path(path), reason)
+        except Exception:
+            log.exception("on_problem_failed", file=path)
