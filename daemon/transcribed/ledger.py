@@ -1,0 +1,300 @@
+"""The ledger: what the daemon knows about every content it has seen, in SQLite. This module and its
+ledger_* helpers are the only code that touches the database.
+
+One row per distinct content (key "sha256:<hex>" of the bytes) carrying its state, plus the paths where it
+was seen, create-request intents, the compressed Gladia result, the outputs written and small metadata.
+Every transition is its own durable transaction (WAL, synchronous=FULL), committed before the method
+returns, so the caller's next side effect happens only after the step is on disk. One connection guarded by
+a lock serves every thread. `Ledger.open(..., read_only=True)` is for `status` while the daemon runs.
+
+Guards that protect "at most one paid job per content" raise LedgerTransitionError instead of writing:
+`mark_intent` refuses while a job is recorded or a different intent is unresolved (call `clear_job` first),
+`mark_submitted` refuses without an intent, and uploads and job changes are refused once done.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from transcribed import ledger_open
+from transcribed.ledger_errors import (
+    LedgerDamagedError,
+    LedgerError,
+    LedgerTransitionError,
+    LedgerVersionError,
+)
+from transcribed.ledger_open import Recovery
+from transcribed.ledger_reads import LedgerReads
+from transcribed.ledger_rows import Entry, State, encode_path, load_one, safe_text
+
+__all__ = [
+    "Entry", "Ledger", "LedgerDamagedError", "LedgerError", "LedgerTransitionError", "LedgerVersionError",
+    "Recovery", "State",
+]
+
+_Identity = tuple[int | None, int | None, int | None, int | None]
+
+
+class Ledger(LedgerReads):
+    """The durable record of every content (see the module docstring). Thread-safe."""
+
+    @classmethod
+    def open(cls, path: Path, *, clock: Callable[[], float] = time.time, rebuild: bool = False,
+             read_only: bool = False) -> Ledger:
+        """Open (creating when absent) the ledger at `path`.
+
+        A missing file starts a fresh ledger (built beside it and renamed into place, so the path never
+        holds a half-made ledger). A damaged file (zero-length, not a database, truncated, garbage tail,
+        failing quick_check, not a ledger, or a missing file whose -wal holds data) is
+        moved aside to `<path>.damaged-<UTC timestamp>` with its -wal/-shm, then: raise LedgerDamagedError
+        carrying that path; or, with `rebuild=True`, start fresh, copy every readable row over and say so in
+        `ledger.recovery` (and meta "rebuilt_from"). A sound file is opened as it is, whatever `rebuild`.
+        Raise LedgerVersionError for a ledger written by a newer version (left untouched).
+        `read_only=True` never creates, moves or writes: damage raises LedgerDamagedError(None, ...).
+        `clock` (wall-clock seconds) stamps every row; tests inject their own.
+        """
+        path = Path(path)
+        if read_only:
+            return cls(ledger_open.open_read_only(path), path, clock, read_only=True)
+        conn, recovery = ledger_open.open_for_writing(path, clock, rebuild=rebuild)
+        ledger = cls(conn, path, clock, read_only=False, recovery=recovery)
+        if recovery is not None:
+            ledger.set_meta("rebuilt_from", str(recovery.aside_path))
+        return ledger
+
+    @staticmethod
+    def _row(conn: sqlite3.Connection, key: str) -> tuple[str, str | None, str | None, str | None]:
+        row = conn.execute("SELECT state, audio_url, job_id, attempt_id FROM contents WHERE key = ?",
+                           (key,)).fetchone()
+        if row is None:
+            raise LedgerTransitionError(f"unknown content {key}")
+        return row[0], row[1], row[2], row[3]
+
+    def _update(self, conn: sqlite3.Connection, key: str, assignments: str, *values: object) -> None:
+        # `assignments` is always a constant written in this class; values are bound parameters.
+        conn.execute(f"UPDATE contents SET {assignments}, updated_at = ? WHERE key = ?",  # noqa: S608
+                     (*values, self._now(), key))
+
+    def record_seen(self, key: str, path: str, root: str, device: int, inode: int, size: int,
+                    mtime_ns: int) -> tuple[Entry, bool]:
+        """Record that the content `key` is at `path` (under inbox `root`) with this stat.
+
+        Insert the content as "discovered" when new; point `path` at it (a path that held other bytes
+        before now maps to the new content). Writes nothing when all of that is already recorded.
+        Return (entry, created).
+        """
+        now = self._now()
+        with self._writing() as conn:
+            known = conn.execute("SELECT size FROM contents WHERE key = ?", (key,)).fetchone()
+            if known is None:
+                conn.execute("INSERT INTO contents (key, state, size, created_at, updated_at) "
+                             "VALUES (?, 'discovered', ?, ?, ?)", (key, size, now, now))
+            elif known[0] != size:
+                self._update(conn, key, "size = ?", size)
+            self._put_path(conn, key, path, root, (device, inode, size, mtime_ns), now)
+            entry = load_one(conn, key)
+        assert entry is not None  # just written in the same transaction
+        return entry, known is None
+
+    @staticmethod
+    def _put_path(conn: sqlite3.Connection, key: str, path: str, root: str, identity: _Identity,
+                  now: float) -> None:
+        raw_path, raw_root = encode_path(path), encode_path(root)
+        known = conn.execute("SELECT key, root, device, inode, size, mtime_ns FROM paths WHERE path = ?",
+                             (raw_path,)).fetchone()
+        if known is not None and tuple(known) == (key, raw_root, *identity):
+            return
+        conn.execute("INSERT OR REPLACE INTO paths (path, key, root, device, inode, size, mtime_ns, seen_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (raw_path, key, raw_root, *identity, now))
+
+    def mark_uploading(self, key: str) -> None:
+        """-> uploading (any previous audio URL is dropped).
+
+        Refused when done, or while a job or an unresolved intent is recorded (`clear_job` first).
+        """
+        with self._writing() as conn:
+            self._refuse_with_job(self._row(conn, key), key)
+            self._update(conn, key, "state = 'uploading', audio_url = NULL, next_retry_at = NULL, "
+                                    "reason = NULL")
+
+    def mark_uploaded(self, key: str, audio_url: str, duration: float | None = None) -> None:
+        """-> uploaded with the audio URL Gladia returned, and the media duration when known (None keeps a
+        duration recorded before). Same refusals as `mark_uploading`."""
+        with self._writing() as conn:
+            self._refuse_with_job(self._row(conn, key), key)
+            self._update(conn, key, "state = 'uploaded', audio_url = ?, duration = COALESCE(?, duration), "
+                                    "next_retry_at = NULL, reason = NULL", audio_url, duration)
+
+    @staticmethod
+    def _refuse_with_job(row: tuple[str, str | None, str | None, str | None], key: str) -> None:
+        state, _audio_url, job_id, attempt_id = row
+        if state == "done":
+            raise LedgerTransitionError(f"cannot upload {key}: it is done")
+        if job_id is not None or attempt_id is not None:
+            raise LedgerTransitionError(f"cannot upload {key}: job {job_id} / attempt {attempt_id} is "
+                                        "recorded (resolve it, then clear_job)")
+
+    def mark_intent(self, key: str, attempt_id: str) -> None:
+        """Durably record that a create request (POST /v2/pre-recorded) carrying `attempt_id` in
+        custom_metadata is about to be sent; job_attempts += 1. The entry must be uploaded (or failed) with
+        an audio URL; it stays "uploaded" with `attempt_id` set until `mark_submitted`.
+
+        Re-recording the same attempt id (re-POST after a lookup found nothing) is allowed. Refused when a
+        job id is recorded, or a different attempt id is unresolved: look it up, then `clear_job`.
+        """
+        now = self._now()
+        with self._writing() as conn:
+            state, audio_url, job_id, current = self._row(conn, key)
+            if state not in ("uploaded", "failed") or audio_url is None:
+                raise LedgerTransitionError(f"cannot create a job for {key}: state {state!r}, "
+                                            f"audio URL {'recorded' if audio_url else 'missing'}")
+            if job_id is not None or current not in (None, attempt_id):
+                raise LedgerTransitionError(f"cannot create a job for {key}: job {job_id} / attempt "
+                                            f"{current} is recorded (resolve it, then clear_job)")
+            conn.execute("INSERT OR IGNORE INTO intents (attempt_id, key, created_at) VALUES (?, ?, ?)",
+                         (attempt_id, key, now))
+            self._update(conn, key, "state = 'uploaded', attempt_id = ?, job_attempts = job_attempts + 1, "
+                                    "next_retry_at = NULL, reason = NULL", attempt_id)
+
+    def mark_submitted(self, key: str, job_id: str, result_url: str) -> None:
+        """-> submitted with the job Gladia created for the recorded intent. Idempotent for the same job.
+
+        Refused without a recorded intent, when done, or when a different job is already recorded.
+        """
+        with self._writing() as conn:
+            state, _audio_url, current_job, attempt_id = self._row(conn, key)
+            if attempt_id is None or state == "done" or current_job not in (None, job_id):
+                raise LedgerTransitionError(f"cannot record job {job_id} for {key}: state {state!r}, "
+                                            f"attempt {attempt_id}, job {current_job}")
+            conn.execute("UPDATE intents SET job_id = ? WHERE attempt_id = ?", (job_id, attempt_id))
+            self._update(conn, key, "state = 'submitted', job_id = ?, result_url = ?, next_retry_at = NULL, "
+                                    "reason = NULL", job_id, result_url)
+
+    def store_result(self, key: str, body: Mapping[str, Any]) -> None:
+        """Keep Gladia's result JSON for `key` (zlib-compressed), replacing any earlier one."""
+        packed = zlib.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"))
+        with self._writing() as conn:
+            self._row(conn, key)
+            conn.execute("INSERT OR REPLACE INTO results (key, body, stored_at) VALUES (?, ?, ?)",
+                         (key, packed, self._now()))
+
+    def mark_done(self, key: str, outputs: Mapping[str, str]) -> None:
+        """-> done, recording `outputs` (output path -> sha256) beside any recorded before (the same path is
+        overwritten). Call only once the outputs are durable. attempts resets; intents are closed."""
+        now = self._now()
+        with self._writing() as conn:
+            self._row(conn, key)
+            self._put_outputs(conn, key, outputs, now)
+            conn.execute("UPDATE intents SET closed_at = ? WHERE key = ? AND closed_at IS NULL", (now, key))
+            self._update(conn, key, "state = 'done', attempts = 0, next_retry_at = NULL, reason = NULL")
+
+    @staticmethod
+    def _put_outputs(conn: sqlite3.Connection, key: str, outputs: Mapping[str, str], now: float) -> None:
+        conn.executemany("INSERT OR REPLACE INTO outputs (path, key, sha256, written_at) VALUES (?, ?, ?, ?)",
+                         [(encode_path(path), key, digest, now) for path, digest in outputs.items()])
+
+    def adopt_done(self, key: str, path: str, outputs: Mapping[str, str], *, root: str = "",
+                   device: int | None = None, inode: int | None = None, size: int | None = None,
+                   mtime_ns: int | None = None) -> Entry:
+        """Record `key` (found at `path`) as done from its outputs already on disk (rebuild after damage).
+
+        Creates the content when unknown (size 0 unless given; a later `record_seen` fills in the size and
+        the stat fast path). Job fields already recorded are kept. Return the entry.
+        """
+        now = self._now()
+        with self._writing() as conn:
+            if conn.execute("SELECT 1 FROM contents WHERE key = ?", (key,)).fetchone() is None:
+                conn.execute("INSERT INTO contents (key, state, size, created_at, updated_at) "
+                             "VALUES (?, 'done', ?, ?, ?)", (key, size or 0, now, now))
+            self._put_path(conn, key, path, root, (device, inode, size, mtime_ns), now)
+            self._put_outputs(conn, key, outputs, now)
+            self._update(conn, key, "state = 'done', attempts = 0, next_retry_at = NULL, reason = NULL")
+            entry = load_one(conn, key)
+        assert entry is not None  # just written in the same transaction
+        return entry
+
+    def mark_failed(self, key: str, reason: str, *, retry_at: float | None) -> None:
+        """-> failed with `reason`; attempts += 1. `retry_at` None = permanent (until `reset_for_retry`),
+        else the wall-clock time from which `pending()` returns it again (stored: survives restarts).
+        Job fields are kept, so a retry resumes where it stopped (polls the job, looks the intent up).
+        For a job that ended in error and should be replaced by a new one, `clear_job` first."""
+        text = safe_text(reason)
+        with self._writing() as conn:
+            self._row(conn, key)
+            self._update(conn, key, "state = 'failed', reason = ?, last_error = ?, attempts = attempts + 1, "
+                                    "next_retry_at = ?", text, text, retry_at)
+
+    def mark_skipped(self, key: str, reason: str) -> None:
+        """-> skipped with `reason`: not transcribed unless `reset_for_retry`."""
+        text = safe_text(reason)
+        with self._writing() as conn:
+            self._row(conn, key)
+            self._update(conn, key, "state = 'skipped', reason = ?, next_retry_at = NULL", text)
+
+    def clear_job(self, key: str, *, keep_upload: bool) -> None:
+        """Forget the job and intent of `key` so a new job can be created: -> uploaded (keeping the audio URL)
+        when `keep_upload` and one is recorded, else -> discovered (audio URL dropped). Refused when done.
+
+        Call it only once the old job is known to have ended or never to have existed (lookup by attempt id).
+        """
+        now = self._now()
+        with self._writing() as conn:
+            state, audio_url, _job_id, _attempt_id = self._row(conn, key)
+            if state == "done":
+                raise LedgerTransitionError(f"cannot clear the job of {key}: it is done")
+            target = "uploaded" if keep_upload and audio_url is not None else "discovered"
+            conn.execute("UPDATE intents SET closed_at = ? WHERE key = ? AND closed_at IS NULL", (now, key))
+            self._update(conn, key, "state = ?, job_id = NULL, result_url = NULL, attempt_id = NULL, "
+                                    "audio_url = CASE WHEN ? = 'uploaded' THEN audio_url END, "
+                                    "next_retry_at = NULL, reason = NULL", target, target)
+
+    def reset_for_retry(self, key: str) -> None:
+        """`transcribed retry`: failed/skipped -> submitted when a job is recorded (poll it again: no new
+        job), else uploaded when an audio URL is recorded, else discovered; attempts resets to 0.
+        Refused in any other state."""
+        with self._writing() as conn:
+            state, audio_url, job_id, _attempt_id = self._row(conn, key)
+            if state not in ("failed", "skipped"):
+                raise LedgerTransitionError(f"cannot retry {key}: it is {state}, not failed or skipped")
+            target = "submitted" if job_id else "uploaded" if audio_url else "discovered"
+            self._update(conn, key, "state = ?, attempts = 0, next_retry_at = NULL, reason = NULL", target)
+
+    def forget_path(self, path: str) -> bool:
+        """`transcribed forget`: drop `path` from the ledger; return False when it was not recorded.
+
+        When no other path holds that content, the content is forgotten too (seen again, it is new work),
+        unless it is not done and holds a job or an unresolved create request: that is kept, so it is never
+        paid twice. Records of outputs written stay, so `output_owner` still answers for files on disk.
+        """
+        raw = encode_path(path)
+        with self._writing() as conn:
+            row = conn.execute("SELECT key FROM paths WHERE path = ?", (raw,)).fetchone()
+            if row is None:
+                return False
+            key = str(row[0])
+            conn.execute("DELETE FROM paths WHERE path = ?", (raw,))
+            state, _audio_url, job_id, attempt_id = self._row(conn, key)
+            holds_job = state != "done" and (job_id is not None or attempt_id is not None)
+            others = conn.execute("SELECT 1 FROM paths WHERE key = ? LIMIT 1", (key,)).fetchone()
+            if others is None and not holds_job:
+                conn.execute("DELETE FROM contents WHERE key = ?", (key,))
+            return True
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Store a small named value (last_api_error, paused_reason, daemon pid, counters...)."""
+        with self._writing() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, safe_text(value)))
+
+    def note_conflict(self, key: str, output_path: str, reason: str) -> None:
+        """Record that an output of `key` could not be written at `output_path` (e.g. a file we did not write
+        is there); noting the same pair again replaces the reason."""
+        with self._writing() as conn:
+            self._row(conn, key)
+            conn.execute("INSERT OR REPLACE INTO conflicts (key, output_path, reason, noted_at) "
+                         "VALUES (?, ?, ?, ?)", (key, encode_path(output_path), safe_text(reason), self._now()))

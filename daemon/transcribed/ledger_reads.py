@@ -1,0 +1,199 @@
+"""The ledger's connection handling and every read: the base that `transcribed.ledger.Ledger` extends with
+transitions. Reads never write, so all of this also works on a read-only ledger (`transcribed status`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from transcribed import ledger_schema
+from transcribed.ledger_errors import LedgerError, translate
+from transcribed.ledger_open import Recovery
+from transcribed.ledger_rows import Entry, decode_path, encode_path, load, load_one
+
+# SQL below is built only from these constant state lists and column names; every value is a bound parameter.
+_ACTIVE = ", ".join(f"'{state}'" for state in ledger_schema.ACTIVE_STATES)
+_IN_FLIGHT = ", ".join(f"'{state}'" for state in ledger_schema.IN_FLIGHT_STATES)
+
+
+class LedgerReads:
+    """One connection, one lock, consistent reads. Thread-safe: every method holds the lock."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, clock: Callable[[], float], *,
+                 read_only: bool, recovery: Recovery | None = None) -> None:
+        """Use `Ledger.open`."""
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.path = path
+        self.read_only = read_only
+        self.recovery = recovery
+
+    def close(self) -> None:
+        """Close the connection (idempotent). Every committed transition is already durable."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, read_only={self.read_only})"
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """Under the lock, one read transaction: a consistent snapshot across several SELECTs."""
+        with self._lock:
+            conn = self._require_open()
+            try:
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """Under the lock, one write transaction taken with the write lock up front (so check-then-write is
+        atomic even against another process), committed durably on success, rolled back on any error."""
+        with self._lock:
+            conn = self._require_open()
+            if self.read_only:
+                raise LedgerError("the ledger was opened read-only")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                committed = False
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                    committed = True
+                finally:
+                    if not committed and conn.in_transaction:
+                        conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+
+    def _require_open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise LedgerError("the ledger is closed")
+        return self._conn
+
+    def _now(self) -> float:
+        return float(self._clock())
+
+    def lookup_stat(self, path: str, device: int, inode: int, size: int, mtime_ns: int) -> str | None:
+        """Return the content key for a file by its stat alone, or None when it must be hashed.
+
+        Known when this exact path was recorded with this (device, inode, size, mtime_ns), or when another
+        recorded path has that identity (the file was renamed or moved; hard links likewise). A replaced
+        file (new bytes: new mtime_ns or size, or a new inode) is not known. Reads only: register a new
+        path with `record_seen`.
+        """
+        identity = (device, inode, size, mtime_ns)
+        with self._lock:
+            conn = self._require_open()
+            try:
+                row = conn.execute("SELECT key, device, inode, size, mtime_ns FROM paths WHERE path = ?",
+                                   (encode_path(path),)).fetchone()
+                if row is not None and tuple(row[1:]) == identity:
+                    return str(row[0])
+                row = conn.execute(
+                    "SELECT key FROM paths WHERE inode = ? AND device = ? AND size = ? AND mtime_ns = ? "
+                    "ORDER BY seen_at DESC LIMIT 1", (inode, device, size, mtime_ns)).fetchone()
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+        return None if row is None else str(row[0])
+
+    def get(self, key: str) -> Entry | None:
+        """Return the entry for `key`, or None when unknown."""
+        with self._reading() as conn:
+            return load_one(conn, key)
+
+    def entry_for_path(self, path: str) -> Entry | None:
+        """Return the content last recorded at `path`, or None when the path is unknown."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT key FROM paths WHERE path = ?", (encode_path(path),)).fetchone()
+            return None if row is None else load_one(conn, row[0])
+
+    def load_result(self, key: str) -> dict[str, Any] | None:
+        """Return the stored result JSON of `key`, or None when none is stored or it no longer decodes."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT body FROM results WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            body = json.loads(zlib.decompress(row[0]).decode("utf-8"))
+        except (zlib.error, UnicodeDecodeError, ValueError, TypeError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    def output_owner(self, output_path: str) -> str | None:
+        """Return the content key whose recorded outputs include `output_path`, or None."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT key FROM outputs WHERE path = ?", (encode_path(output_path),)).fetchone()
+        return None if row is None else str(row[0])
+
+    def pending(self, now: float | None = None) -> list[Entry]:
+        """Unfinished work that is due, oldest first: discovered, uploading, uploaded, submitted, and failed
+        entries whose retry time has come (`now` defaults to the clock)."""
+        moment = self._now() if now is None else now
+        with self._reading() as conn:
+            return load(conn, f"WHERE state IN ({_ACTIVE}) OR (state = 'failed' AND next_retry_at <= ?) "
+                              "ORDER BY created_at, rowid", (moment,))
+
+    def next_due(self) -> float | None:
+        """Return the earliest retry time among failed entries that will be retried, or None."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT MIN(next_retry_at) FROM contents WHERE state = 'failed'").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of contents in each state (every state present, zero included)."""
+        with self._reading() as conn:
+            found = dict(conn.execute("SELECT state, COUNT(*) FROM contents GROUP BY state").fetchall())
+        return {state: int(found.get(state, 0)) for state in ledger_schema.STATES}
+
+    def in_flight(self) -> list[Entry]:
+        """Entries uploading, uploaded or submitted, least recently updated first."""
+        with self._reading() as conn:
+            return load(conn, f"WHERE state IN ({_IN_FLIGHT}) ORDER BY updated_at, rowid")
+
+    def failures(self, limit: int = 50) -> list[Entry]:
+        """Failed entries, most recently failed first, at most `limit`."""
+        with self._reading() as conn:
+            return load(conn, "WHERE state = 'failed' ORDER BY updated_at DESC, rowid DESC LIMIT ?", (limit,))
+
+    def get_meta(self, name: str) -> str | None:
+        """Return the value stored under `name` by `set_meta`, or None."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def conflicts(self, key: str) -> list[tuple[str, str]]:
+        """Return (output path, reason) for every conflict noted for `key`, oldest first."""
+        with self._reading() as conn:
+            rows = conn.execute("SELECT output_path, reason FROM conflicts WHERE key = ? "
+                                "ORDER BY noted_at, rowid", (key,)).fetchall()
+        return [(decode_path(path), str(reason)) for path, reason in rows]
+
+    def verify(self) -> list[str]:
+        """Return every problem a full integrity check and the row invariants find (empty = sound).
+        Reads the whole file: for tests and diagnostics, not for every start."""
+        with self._reading() as conn:
+            return ledger_schema.verify(conn)

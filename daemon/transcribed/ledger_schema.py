@@ -1,0 +1,204 @@
+"""The ledger's SQLite schema: tables, the version it carries, migrations, and the invariants of a row.
+
+The database itself refuses rows that break the state machine's invariants (CHECK constraints), so a bug
+or a torn write elsewhere cannot leave, say, a "submitted" row without the job id it promises. Paths are
+stored as the bytes the filesystem uses (os.fsencode), so names that are not valid UTF-8 round-trip.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x54524E53  # "TRNS": tells our file apart from any other SQLite database
+
+STATES = ("discovered", "uploading", "uploaded", "submitted", "done", "failed", "skipped")
+IN_FLIGHT_STATES = ("uploading", "uploaded", "submitted")
+ACTIVE_STATES = ("discovered", *IN_FLIGHT_STATES)
+
+_STATE_LIST = ", ".join(f"'{state}'" for state in STATES)
+
+SCHEMA = f"""
+CREATE TABLE contents (
+    key TEXT PRIMARY KEY NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ({_STATE_LIST})),
+    size INTEGER NOT NULL CHECK (size >= 0),
+    duration REAL,
+    audio_url TEXT,
+    job_id TEXT,
+    result_url TEXT,
+    attempt_id TEXT,
+    job_attempts INTEGER NOT NULL DEFAULT 0 CHECK (job_attempts >= 0),
+    attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_retry_at REAL,
+    reason TEXT,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    CHECK (state <> 'uploaded' OR audio_url IS NOT NULL),
+    CHECK (state <> 'submitted' OR (job_id IS NOT NULL AND attempt_id IS NOT NULL)),
+    CHECK (job_id IS NULL OR attempt_id IS NOT NULL),
+    CHECK (state NOT IN ('failed', 'skipped') OR reason IS NOT NULL),
+    CHECK (state = 'failed' OR next_retry_at IS NULL)
+);
+CREATE INDEX contents_by_state ON contents (state, created_at);
+CREATE INDEX contents_by_retry ON contents (next_retry_at) WHERE state = 'failed';
+
+CREATE TABLE paths (
+    path BLOB PRIMARY KEY NOT NULL,
+    key TEXT NOT NULL REFERENCES contents (key) ON DELETE CASCADE,
+    root BLOB NOT NULL,
+    device INTEGER,
+    inode INTEGER,
+    size INTEGER,
+    mtime_ns INTEGER,
+    seen_at REAL NOT NULL
+);
+CREATE INDEX paths_by_key ON paths (key, seen_at);
+CREATE INDEX paths_by_stat ON paths (inode, device, size, mtime_ns);
+
+CREATE TABLE intents (
+    attempt_id TEXT PRIMARY KEY NOT NULL,
+    key TEXT NOT NULL REFERENCES contents (key) ON DELETE CASCADE,
+    job_id TEXT,
+    created_at REAL NOT NULL,
+    closed_at REAL
+);
+CREATE INDEX intents_by_key ON intents (key);
+
+CREATE TABLE results (
+    key TEXT PRIMARY KEY NOT NULL REFERENCES contents (key) ON DELETE CASCADE,
+    body BLOB NOT NULL,
+    stored_at REAL NOT NULL
+);
+
+CREATE TABLE outputs (
+    path BLOB PRIMARY KEY NOT NULL,
+    key TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    written_at REAL NOT NULL
+);
+CREATE INDEX outputs_by_key ON outputs (key);
+
+CREATE TABLE conflicts (
+    key TEXT NOT NULL REFERENCES contents (key) ON DELETE CASCADE,
+    output_path BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    noted_at REAL NOT NULL,
+    PRIMARY KEY (key, output_path)
+);
+
+CREATE TABLE meta (
+    name TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
+"""
+
+# The columns of each table, in the order salvage copies them (parents before children).
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "contents": (
+        "key", "state", "size", "duration", "audio_url", "job_id", "result_url", "attempt_id",
+        "job_attempts", "attempts", "next_retry_at", "reason", "last_error", "created_at", "updated_at",
+    ),
+    "paths": ("path", "key", "root", "device", "inode", "size", "mtime_ns", "seen_at"),
+    "intents": ("attempt_id", "key", "job_id", "created_at", "closed_at"),
+    "results": ("key", "body", "stored_at"),
+    "outputs": ("path", "key", "sha256", "written_at"),
+    "conflicts": ("key", "output_path", "reason", "noted_at"),
+    "meta": ("name", "value"),
+}
+
+# Migrations: MIGRATIONS[n] brings a version n-1 database to version n. Version 1 is SCHEMA itself.
+MIGRATIONS: dict[int, str] = {}
+
+
+class SchemaError(Exception):
+    """The file is a readable SQLite database but not a ledger this code can use.
+
+    `newer` is True when it is a ledger written by a newer version (refuse, never move it aside).
+    """
+
+    def __init__(self, message: str, *, newer: bool = False) -> None:
+        self.newer = newer
+        super().__init__(message)
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """Create every table of the current version in an empty database, in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _statements(SCHEMA):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except sqlite3.Error:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def ensure(conn: sqlite3.Connection) -> None:
+    """Given an open ledger, bring it to the current version or raise SchemaError.
+
+    An older ledger is migrated in one transaction; a newer one raises SchemaError(newer=True); another
+    program's database, or a ledger missing tables, raises SchemaError.
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    application = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    if application != APPLICATION_ID:
+        raise SchemaError(f"not a transcribed ledger (application_id {application:#x})")
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"ledger schema version {version} is newer than this program's {SCHEMA_VERSION}: upgrade transcribed",
+            newer=True,
+        )
+    if version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(MIGRATIONS[target]):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    missing = set(TABLE_COLUMNS) - {row[0] for row in conn.execute("SELECT name FROM sqlite_schema")}
+    if missing:
+        raise SchemaError(f"ledger is missing tables {sorted(missing)}")
+
+
+def check_version(conn: sqlite3.Connection) -> None:
+    """For a read-only connection: raise SchemaError unless the database is a current-version ledger."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    application = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    if application != APPLICATION_ID:
+        raise SchemaError(f"not a transcribed ledger (application_id {application})")
+    if version != SCHEMA_VERSION:
+        raise SchemaError(
+            f"ledger schema version {version}, this program reads {SCHEMA_VERSION}",
+            newer=version > SCHEMA_VERSION,
+        )
+
+
+def verify(conn: sqlite3.Connection) -> list[str]:
+    """Return every problem found in a ledger (empty when sound): page-level checks, dangling references,
+    and rows that break the state machine's invariants (which CHECK constraints should make impossible).
+    """
+    problems = [row[0] for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+    problems += [f"dangling reference in {row[0]} (rowid {row[1]})" for row in
+                 conn.execute("PRAGMA foreign_key_check")]
+    # The f-string inserts only the constant list of states.
+    invariants = f"""SELECT key, state FROM contents WHERE state NOT IN ({_STATE_LIST})
+            OR (state = 'uploaded' AND audio_url IS NULL)
+            OR (state = 'submitted' AND (job_id IS NULL OR attempt_id IS NULL))
+            OR (job_id IS NOT NULL AND attempt_id IS NULL)
+            OR (state IN ('failed', 'skipped') AND reason IS NULL)
+            OR (state <> 'failed' AND next_retry_at IS NOT NULL)"""  # noqa: S608
+    bad_rows = conn.execute(invariants)
+    problems += [f"content {row[0]} breaks the invariants of state {row[1]!r}" for row in bad_rows]
+    return problems
+
+
+def _statements(script: str) -> list[str]:
+    return [statement.strip() for statement in script.split(";") if statement.strip()]
