@@ -49,7 +49,11 @@ def _document() -> dict[str, Any]:
     document = json.loads(OPENAPI_PATH.read_text())
     # The spec's own example job has "custom_metadata": null (and so does API.md §12.7), but the schema
     # forgot `nullable`; accept null there, as the real API sends it.
-    document["components"]["schemas"]["PreRecordedResponse"]["properties"]["custom_metadata"]["nullable"] = True
+    schemas = document["components"]["schemas"]
+    schemas["PreRecordedResponse"]["properties"]["custom_metadata"]["nullable"] = True
+    # The schema types each audio_to_llm prompt as an array, but its own example (and the docs) send
+    # strings; accept both.
+    schemas["AudioToLlmListConfigDTO"]["properties"]["prompts"]["items"] = {"type": ["string", "array"]}
     return _nullable(document)
 
 

@@ -129,7 +129,7 @@ class Emulator:
             self._base_url = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
             self._notifier.start()
             self._threads = [
-                threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                  name="gladia-emulator-server", daemon=True),
                 threading.Thread(target=self._store.run, args=(self._stop,), name="gladia-emulator-jobs",
                                  daemon=True),

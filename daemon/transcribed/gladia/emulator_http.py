@@ -35,6 +35,7 @@ HANDLER_TIMEOUT_SECONDS = 120.0
 LINGER_SECONDS = 2.0
 DISCARD_BYTES = 1024 * 1024
 CONTROL_PREFIX = "/_emulator/"
+CONTROL_ROUTE = "control"
 
 
 @dataclass
@@ -195,13 +196,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         request = Request(self.command, path, parse_qsl(parts.query, keep_blank_values=True), self.headers,
                           body, found[1] if found else {})
         if path.startswith(CONTROL_PREFIX.rstrip("/")):
-            self._send(self._control(request), "control", body)
+            self._send(self._control(request), CONTROL_ROUTE, body)
             return
         wiring.counters.add(route)
         response = self._api(request, found, route, length, limit)
         delay = wiring.faults.delay(route)
-        if delay > 0:
-            wiring.stop.wait(delay)
+        if delay > 0 and wiring.stop.wait(delay):
+            response = None  # stopping: the stalled request is cut off, not answered
         if response is None:
             wiring.counters.add(f"{route} dropped")
             self.close_connection = True
@@ -275,7 +276,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 self.close_connection = True  # the client has not sent the body and will not now
             elif not body.discard(DISCARD_BYTES):
                 self.close_connection = linger = True
-        self.server.wiring.counters.add(f"{route} {response.status}")
+        if route != CONTROL_ROUTE:  # the controls observe the counters; they do not move them
+            self.server.wiring.counters.add(f"{route} {response.status}")
         try:
             self.send_response(response.status)
             for name, value in response.headers:

@@ -101,13 +101,15 @@ class Job:
 
 @dataclass(frozen=True)
 class ListQuery:
-    """Filters of `GET /v2/pre-recorded`; `metadata` pairs must all match."""
+    """Filters of `GET /v2/pre-recorded`. Every `metadata` entry (key, value, from the deep-object form)
+    must match: JSON-form values compare as JSON, deep-object strings also match a number or boolean that
+    prints the same."""
 
     statuses: frozenset[str] = frozenset()
     day: str | None = None
     before: datetime | None = None
     after: datetime | None = None
-    metadata: tuple[tuple[str, object], ...] = ()
+    metadata: tuple[tuple[str, object, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,14 +282,13 @@ def _matches(job: Job, query: ListQuery) -> bool:
     if query.after is not None and not job.created_at > query.after:
         return False
     metadata = job.custom_metadata or {}
-    return all(key in metadata and _equal(metadata[key], wanted) for key, wanted in query.metadata)
+    return all(key in metadata and _equal(metadata[key], wanted, loose) for key, wanted, loose in query.metadata)
 
 
-def _equal(actual: object, wanted: object) -> bool:
-    """Deep-object filters arrive as strings, JSON filters as JSON values: compare accordingly."""
+def _equal(actual: object, wanted: object, loose: bool) -> bool:
     if actual == wanted and type(actual) is type(wanted):
         return True
-    if isinstance(wanted, str) and not isinstance(actual, str | dict | list):
+    if loose and isinstance(wanted, str) and not isinstance(actual, str | dict | list):
         return json.dumps(actual) == wanted or str(actual) == wanted
     return False
 

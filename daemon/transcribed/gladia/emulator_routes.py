@@ -318,11 +318,11 @@ def parse_list_query(pairs: list[tuple[str, str]]) -> ListPage:
         problems.append("date must be a valid ISO 8601 date string")
     before = _moment(values.get("before_date"), "before_date", problems)
     after = _moment(values.get("after_date"), "after_date", problems)
-    metadata: list[tuple[str, object]] = []
+    metadata: list[tuple[str, object, bool]] = []
     for name, value in pairs:
         deep = re.fullmatch(r"custom_metadata\[([^\]]+)\]", name)
         if deep:
-            metadata.append((deep.group(1), value))
+            metadata.append((deep.group(1), value, True))
         elif name == "custom_metadata":
             try:
                 parsed = json.loads(value)
@@ -331,7 +331,7 @@ def parse_list_query(pairs: list[tuple[str, str]]) -> ListPage:
             if not isinstance(parsed, dict):
                 problems.append("custom_metadata must be a JSON object")
             else:
-                metadata += list(parsed.items())
+                metadata += [(key, wanted, False) for key, wanted in parsed.items()]
     if problems:
         raise HttpProblem(400, VALIDATION_MESSAGE, problems)
     query = ListQuery(statuses=frozenset(statuses), day=day[:10] if day else None, before=before, after=after,
