@@ -20,7 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from transcribed import ledger_open
 from transcribed.ledger_errors import (
@@ -41,6 +41,14 @@ __all__ = [
 _Identity = tuple[int | None, int | None, int | None, int | None]
 
 
+class _Row(NamedTuple):
+    id: int
+    state: str
+    audio_url: str | None
+    job_id: str | None
+    attempt_id: str | None
+
+
 class Ledger(LedgerReads):
     """The durable record of every content (see the module docstring). Thread-safe."""
 
@@ -54,7 +62,10 @@ class Ledger(LedgerReads):
         failing quick_check, not a ledger, or a missing file whose -wal holds data) is
         moved aside to `<path>.damaged-<UTC timestamp>` with its -wal/-shm, then: raise LedgerDamagedError
         carrying that path; or, with `rebuild=True`, start fresh, copy every readable row over and say so in
-        `ledger.recovery` (and meta "rebuilt_from"). A sound file is opened as it is, whatever `rebuild`.
+        `ledger.recovery` (and meta "rebuilt_from"). A missing file while an earlier damaged one lies aside
+        is the same case (the next start after a refusal must not start empty): LedgerDamagedError naming it,
+        or with `rebuild=True` a fresh ledger salvaged from the newest one. A sound file is opened as it is,
+        whatever `rebuild`.
         Raise LedgerVersionError for a ledger written by a newer version (left untouched).
         `read_only=True` never creates, moves or writes: damage raises LedgerDamagedError(None, ...).
         `clock` (wall-clock seconds) stamps every row; tests inject their own.
@@ -69,12 +80,12 @@ class Ledger(LedgerReads):
         return ledger
 
     @staticmethod
-    def _row(conn: sqlite3.Connection, key: str) -> tuple[str, str | None, str | None, str | None]:
-        row = conn.execute("SELECT state, audio_url, job_id, attempt_id FROM contents WHERE key = ?",
+    def _row(conn: sqlite3.Connection, key: str) -> _Row:
+        row = conn.execute("SELECT id, state, audio_url, job_id, attempt_id FROM contents WHERE key = ?",
                            (key,)).fetchone()
         if row is None:
             raise LedgerTransitionError(f"unknown content {key}")
-        return row[0], row[1], row[2], row[3]
+        return _Row(*row)
 
     def _update(self, conn: sqlite3.Connection, key: str, assignments: str, *values: object) -> None:
         # `assignments` is always a constant written in this class; values are bound parameters.
@@ -91,27 +102,30 @@ class Ledger(LedgerReads):
         """
         now = self._now()
         with self._writing() as conn:
-            known = conn.execute("SELECT size FROM contents WHERE key = ?", (key,)).fetchone()
+            known = conn.execute("SELECT id, size FROM contents WHERE key = ?", (key,)).fetchone()
             if known is None:
-                conn.execute("INSERT INTO contents (key, state, size, created_at, updated_at) "
-                             "VALUES (?, 'discovered', ?, ?, ?)", (key, size, now, now))
-            elif known[0] != size:
-                self._update(conn, key, "size = ?", size)
-            self._put_path(conn, key, path, root, (device, inode, size, mtime_ns), now)
+                content = conn.execute("INSERT INTO contents (key, state, size, created_at, updated_at) "
+                                       "VALUES (?, 'discovered', ?, ?, ?)", (key, size, now, now)).lastrowid
+            else:
+                content = known[0]
+                if known[1] != size:
+                    self._update(conn, key, "size = ?", size)
+            assert content is not None
+            self._put_path(conn, content, path, root, (device, inode, size, mtime_ns), now)
             entry = load_one(conn, key)
         assert entry is not None  # just written in the same transaction
         return entry, known is None
 
     @staticmethod
-    def _put_path(conn: sqlite3.Connection, key: str, path: str, root: str, identity: _Identity,
+    def _put_path(conn: sqlite3.Connection, content: int, path: str, root: str, identity: _Identity,
                   now: float) -> None:
         raw_path, raw_root = encode_path(path), encode_path(root)
-        known = conn.execute("SELECT key, root, device, inode, size, mtime_ns FROM paths WHERE path = ?",
+        known = conn.execute("SELECT content, root, device, inode, size, mtime_ns FROM paths WHERE path = ?",
                              (raw_path,)).fetchone()
-        if known is not None and tuple(known) == (key, raw_root, *identity):
+        if known is not None and tuple(known) == (content, raw_root, *identity):
             return
-        conn.execute("INSERT OR REPLACE INTO paths (path, key, root, device, inode, size, mtime_ns, seen_at) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (raw_path, key, raw_root, *identity, now))
+        conn.execute("INSERT OR REPLACE INTO paths (path, content, root, device, inode, size, mtime_ns, "
+                     "seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (raw_path, content, raw_root, *identity, now))
 
     def mark_uploading(self, key: str) -> None:
         """-> uploading (any previous audio URL is dropped).
@@ -132,12 +146,11 @@ class Ledger(LedgerReads):
                                     "next_retry_at = NULL, reason = NULL", audio_url, duration)
 
     @staticmethod
-    def _refuse_with_job(row: tuple[str, str | None, str | None, str | None], key: str) -> None:
-        state, _audio_url, job_id, attempt_id = row
-        if state == "done":
+    def _refuse_with_job(row: _Row, key: str) -> None:
+        if row.state == "done":
             raise LedgerTransitionError(f"cannot upload {key}: it is done")
-        if job_id is not None or attempt_id is not None:
-            raise LedgerTransitionError(f"cannot upload {key}: job {job_id} / attempt {attempt_id} is "
+        if row.job_id is not None or row.attempt_id is not None:
+            raise LedgerTransitionError(f"cannot upload {key}: job {row.job_id} / attempt {row.attempt_id} is "
                                         "recorded (resolve it, then clear_job)")
 
     def mark_intent(self, key: str, attempt_id: str) -> None:
@@ -150,15 +163,15 @@ class Ledger(LedgerReads):
         """
         now = self._now()
         with self._writing() as conn:
-            state, audio_url, job_id, current = self._row(conn, key)
-            if state not in ("uploaded", "failed") or audio_url is None:
-                raise LedgerTransitionError(f"cannot create a job for {key}: state {state!r}, "
-                                            f"audio URL {'recorded' if audio_url else 'missing'}")
-            if job_id is not None or current not in (None, attempt_id):
-                raise LedgerTransitionError(f"cannot create a job for {key}: job {job_id} / attempt "
-                                            f"{current} is recorded (resolve it, then clear_job)")
-            conn.execute("INSERT OR IGNORE INTO intents (attempt_id, key, created_at) VALUES (?, ?, ?)",
-                         (attempt_id, key, now))
+            row = self._row(conn, key)
+            if row.state not in ("uploaded", "failed") or row.audio_url is None:
+                raise LedgerTransitionError(f"cannot create a job for {key}: state {row.state!r}, "
+                                            f"audio URL {'recorded' if row.audio_url else 'missing'}")
+            if row.job_id is not None or row.attempt_id not in (None, attempt_id):
+                raise LedgerTransitionError(f"cannot create a job for {key}: job {row.job_id} / attempt "
+                                            f"{row.attempt_id} is recorded (resolve it, then clear_job)")
+            conn.execute("INSERT OR IGNORE INTO intents (attempt_id, content, created_at) VALUES (?, ?, ?)",
+                         (attempt_id, row.id, now))
             self._update(conn, key, "state = 'uploaded', attempt_id = ?, job_attempts = job_attempts + 1, "
                                     "next_retry_at = NULL, reason = NULL", attempt_id)
 
@@ -168,11 +181,11 @@ class Ledger(LedgerReads):
         Refused without a recorded intent, when done, or when a different job is already recorded.
         """
         with self._writing() as conn:
-            state, _audio_url, current_job, attempt_id = self._row(conn, key)
-            if attempt_id is None or state == "done" or current_job not in (None, job_id):
-                raise LedgerTransitionError(f"cannot record job {job_id} for {key}: state {state!r}, "
-                                            f"attempt {attempt_id}, job {current_job}")
-            conn.execute("UPDATE intents SET job_id = ? WHERE attempt_id = ?", (job_id, attempt_id))
+            row = self._row(conn, key)
+            if row.attempt_id is None or row.state == "done" or row.job_id not in (None, job_id):
+                raise LedgerTransitionError(f"cannot record job {job_id} for {key}: state {row.state!r}, "
+                                            f"attempt {row.attempt_id}, job {row.job_id}")
+            conn.execute("UPDATE intents SET job_id = ? WHERE attempt_id = ?", (job_id, row.attempt_id))
             self._update(conn, key, "state = 'submitted', job_id = ?, result_url = ?, next_retry_at = NULL, "
                                     "reason = NULL", job_id, result_url)
 
@@ -180,18 +193,19 @@ class Ledger(LedgerReads):
         """Keep Gladia's result JSON for `key` (zlib-compressed), replacing any earlier one."""
         packed = zlib.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"))
         with self._writing() as conn:
-            self._row(conn, key)
-            conn.execute("INSERT OR REPLACE INTO results (key, body, stored_at) VALUES (?, ?, ?)",
-                         (key, packed, self._now()))
+            content = self._row(conn, key).id
+            conn.execute("INSERT OR REPLACE INTO results (content, body, stored_at) VALUES (?, ?, ?)",
+                         (content, packed, self._now()))
 
     def mark_done(self, key: str, outputs: Mapping[str, str]) -> None:
         """-> done, recording `outputs` (output path -> sha256) beside any recorded before (the same path is
         overwritten). Call only once the outputs are durable. attempts resets; intents are closed."""
         now = self._now()
         with self._writing() as conn:
-            self._row(conn, key)
+            content = self._row(conn, key).id
             self._put_outputs(conn, key, outputs, now)
-            conn.execute("UPDATE intents SET closed_at = ? WHERE key = ? AND closed_at IS NULL", (now, key))
+            conn.execute("UPDATE intents SET closed_at = ? WHERE content = ? AND closed_at IS NULL",
+                         (now, content))
             self._update(conn, key, "state = 'done', attempts = 0, next_retry_at = NULL, reason = NULL")
 
     @staticmethod
@@ -209,10 +223,12 @@ class Ledger(LedgerReads):
         """
         now = self._now()
         with self._writing() as conn:
-            if conn.execute("SELECT 1 FROM contents WHERE key = ?", (key,)).fetchone() is None:
-                conn.execute("INSERT INTO contents (key, state, size, created_at, updated_at) "
-                             "VALUES (?, 'done', ?, ?, ?)", (key, size or 0, now, now))
-            self._put_path(conn, key, path, root, (device, inode, size, mtime_ns), now)
+            known = conn.execute("SELECT id FROM contents WHERE key = ?", (key,)).fetchone()
+            content: int | None = known[0] if known else conn.execute(
+                "INSERT INTO contents (key, state, size, created_at, updated_at) VALUES (?, 'done', ?, ?, ?)",
+                (key, size or 0, now, now)).lastrowid
+            assert content is not None  # a rowid table always yields one
+            self._put_path(conn, content, path, root, (device, inode, size, mtime_ns), now)
             self._put_outputs(conn, key, outputs, now)
             self._update(conn, key, "state = 'done', attempts = 0, next_retry_at = NULL, reason = NULL")
             entry = load_one(conn, key)
@@ -245,11 +261,12 @@ class Ledger(LedgerReads):
         """
         now = self._now()
         with self._writing() as conn:
-            state, audio_url, _job_id, _attempt_id = self._row(conn, key)
-            if state == "done":
+            row = self._row(conn, key)
+            if row.state == "done":
                 raise LedgerTransitionError(f"cannot clear the job of {key}: it is done")
-            target = "uploaded" if keep_upload and audio_url is not None else "discovered"
-            conn.execute("UPDATE intents SET closed_at = ? WHERE key = ? AND closed_at IS NULL", (now, key))
+            target = "uploaded" if keep_upload and row.audio_url is not None else "discovered"
+            conn.execute("UPDATE intents SET closed_at = ? WHERE content = ? AND closed_at IS NULL",
+                         (now, row.id))
             self._update(conn, key, "state = ?, job_id = NULL, result_url = NULL, attempt_id = NULL, "
                                     "audio_url = CASE WHEN ? = 'uploaded' THEN audio_url END, "
                                     "next_retry_at = NULL, reason = NULL", target, target)
@@ -259,10 +276,10 @@ class Ledger(LedgerReads):
         job), else uploaded when an audio URL is recorded, else discovered; attempts resets to 0.
         Refused in any other state."""
         with self._writing() as conn:
-            state, audio_url, job_id, _attempt_id = self._row(conn, key)
-            if state not in ("failed", "skipped"):
-                raise LedgerTransitionError(f"cannot retry {key}: it is {state}, not failed or skipped")
-            target = "submitted" if job_id else "uploaded" if audio_url else "discovered"
+            row = self._row(conn, key)
+            if row.state not in ("failed", "skipped"):
+                raise LedgerTransitionError(f"cannot retry {key}: it is {row.state}, not failed or skipped")
+            target = "submitted" if row.job_id else "uploaded" if row.audio_url else "discovered"
             self._update(conn, key, "state = ?, attempts = 0, next_retry_at = NULL, reason = NULL", target)
 
     def forget_path(self, path: str) -> bool:
@@ -274,16 +291,16 @@ class Ledger(LedgerReads):
         """
         raw = encode_path(path)
         with self._writing() as conn:
-            row = conn.execute("SELECT key FROM paths WHERE path = ?", (raw,)).fetchone()
-            if row is None:
+            found = conn.execute("SELECT content FROM paths WHERE path = ?", (raw,)).fetchone()
+            if found is None:
                 return False
-            key = str(row[0])
             conn.execute("DELETE FROM paths WHERE path = ?", (raw,))
-            state, _audio_url, job_id, attempt_id = self._row(conn, key)
+            state, job_id, attempt_id = conn.execute(
+                "SELECT state, job_id, attempt_id FROM contents WHERE id = ?", found).fetchone()
             holds_job = state != "done" and (job_id is not None or attempt_id is not None)
-            others = conn.execute("SELECT 1 FROM paths WHERE key = ? LIMIT 1", (key,)).fetchone()
+            others = conn.execute("SELECT 1 FROM paths WHERE content = ? LIMIT 1", found).fetchone()
             if others is None and not holds_job:
-                conn.execute("DELETE FROM contents WHERE key = ?", (key,))
+                conn.execute("DELETE FROM contents WHERE id = ?", found)
             return True
 
     def set_meta(self, name: str, value: str) -> None:
@@ -295,6 +312,6 @@ class Ledger(LedgerReads):
         """Record that an output of `key` could not be written at `output_path` (e.g. a file we did not write
         is there); noting the same pair again replaces the reason."""
         with self._writing() as conn:
-            self._row(conn, key)
-            conn.execute("INSERT OR REPLACE INTO conflicts (key, output_path, reason, noted_at) "
-                         "VALUES (?, ?, ?, ?)", (key, encode_path(output_path), safe_text(reason), self._now()))
+            content = self._row(conn, key).id
+            conn.execute("INSERT OR REPLACE INTO conflicts (content, output_path, reason, noted_at) "
+                         "VALUES (?, ?, ?, ?)", (content, encode_path(output_path), safe_text(reason), self._now()))

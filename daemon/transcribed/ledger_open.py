@@ -53,7 +53,8 @@ def open_for_writing(
     """Return a connection to a sound current-version ledger at `path`, and what recovery was done.
 
     Missing (and no write-ahead log holding data): a fresh ledger. Damaged (zero-length included): moved aside,
-    then LedgerDamagedError, or (rebuild) a fresh ledger with every readable row salvaged.
+    then LedgerDamagedError, or (rebuild) a fresh ledger with every readable row salvaged. Missing while an
+    earlier damaged file lies aside: LedgerDamagedError naming it, or (rebuild) salvage from the newest.
     A newer ledger: LedgerVersionError, untouched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,10 +65,16 @@ def open_for_writing(
         conn, problem = _open_existing(path)
         if conn is not None:
             return conn, None
-    if problem is None:
+    earlier = ledger_repair.damaged_beside(path) if found.kind == "missing" else []
+    if problem is None and not earlier:
         ledger_repair.create_fresh(path, configure)
         return connect(path), None
-    aside = ledger_repair.move_aside(path, clock)
+    if problem is None:
+        # A damaged ledger was moved aside by an earlier start and nothing replaced it: starting empty now
+        # would re-transcribe everything it knew. Only an explicit rebuild may go on (salvaging from it).
+        aside, problem = earlier[-1], "the ledger is missing and a damaged one lies beside it"
+    else:
+        aside = ledger_repair.move_aside(path, clock)
     if not rebuild:
         raise LedgerDamagedError(aside, problem)
     ledger_repair.create_fresh(path, configure)

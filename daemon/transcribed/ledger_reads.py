@@ -8,8 +8,9 @@ import json
 import sqlite3
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -22,6 +23,31 @@ from transcribed.ledger_rows import Entry, decode_path, encode_path, load, load_
 # SQL below is built only from these constant state lists and column names; every value is a bound parameter.
 _ACTIVE = ", ".join(f"'{state}'" for state in ledger_schema.ACTIVE_STATES)
 _IN_FLIGHT = ", ".join(f"'{state}'" for state in ledger_schema.IN_FLIGHT_STATES)
+
+
+_BY_PATH = ("SELECT contents.key FROM paths JOIN contents ON contents.id = paths.content WHERE paths.path = ? "
+            "AND paths.device = ? AND paths.inode = ? AND paths.size = ? AND paths.mtime_ns = ?")
+_BY_IDENTITY = ("SELECT contents.key FROM paths JOIN contents ON contents.id = paths.content WHERE paths.inode = ? "
+                "AND paths.device = ? AND paths.size = ? AND paths.mtime_ns = ? ORDER BY paths.seen_at DESC LIMIT 1")
+
+
+@dataclass(frozen=True)
+class StatIndex:
+    """A snapshot of the stat fast path (see `LedgerReads.stat_index`)."""
+
+    by_path: Mapping[str, tuple[tuple[int, int, int, int], str]]
+    by_identity: Mapping[tuple[int, int, int, int], str]
+
+    def lookup(self, path: str, device: int, inode: int, size: int, mtime_ns: int) -> str | None:
+        """Same answer as `Ledger.lookup_stat` had when the snapshot was taken."""
+        identity = (device, inode, size, mtime_ns)
+        known = self.by_path.get(path)
+        if known is not None and known[0] == identity:
+            return known[1]
+        return self.by_identity.get(identity)
+
+    def __len__(self) -> int:
+        return len(self.by_path)
 
 
 class LedgerReads:
@@ -105,20 +131,31 @@ class LedgerReads:
         file (new bytes: new mtime_ns or size, or a new inode) is not known. Reads only: register a new
         path with `record_seen`.
         """
-        identity = (device, inode, size, mtime_ns)
+        raw = encode_path(path)
         with self._lock:
             conn = self._require_open()
             try:
-                row = conn.execute("SELECT key, device, inode, size, mtime_ns FROM paths WHERE path = ?",
-                                   (encode_path(path),)).fetchone()
-                if row is not None and tuple(row[1:]) == identity:
-                    return str(row[0])
-                row = conn.execute(
-                    "SELECT key FROM paths WHERE inode = ? AND device = ? AND size = ? AND mtime_ns = ? "
-                    "ORDER BY seen_at DESC LIMIT 1", (inode, device, size, mtime_ns)).fetchone()
+                row = conn.execute(_BY_PATH, (raw, device, inode, size, mtime_ns)).fetchone()
+                if row is None:
+                    row = conn.execute(_BY_IDENTITY, (inode, device, size, mtime_ns)).fetchone()
             except sqlite3.Error as exc:
                 raise translate(exc) from exc
         return None if row is None else str(row[0])
+
+    def stat_index(self) -> StatIndex:
+        """Return an in-memory snapshot of every recorded path's stat, for a start-up scan over many files:
+        `StatIndex.lookup` answers like `lookup_stat` with no query per file. It does not see later writes."""
+        by_path: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        by_identity: dict[tuple[int, int, int, int], str] = {}
+        with self._reading() as conn:
+            rows = conn.execute("SELECT paths.path, paths.device, paths.inode, paths.size, paths.mtime_ns, "
+                                "contents.key FROM paths JOIN contents ON contents.id = paths.content "
+                                "WHERE paths.device IS NOT NULL ORDER BY paths.seen_at")
+            for raw, device, inode, size, mtime_ns, key in rows:
+                identity = (device, inode, size, mtime_ns)
+                by_path[decode_path(raw)] = (identity, key)
+                by_identity[identity] = key  # the most recently seen wins, as in lookup_stat
+        return StatIndex(by_path, by_identity)
 
     def get(self, key: str) -> Entry | None:
         """Return the entry for `key`, or None when unknown."""
@@ -128,13 +165,15 @@ class LedgerReads:
     def entry_for_path(self, path: str) -> Entry | None:
         """Return the content last recorded at `path`, or None when the path is unknown."""
         with self._reading() as conn:
-            row = conn.execute("SELECT key FROM paths WHERE path = ?", (encode_path(path),)).fetchone()
+            row = conn.execute("SELECT contents.key FROM paths JOIN contents ON contents.id = paths.content "
+                               "WHERE paths.path = ?", (encode_path(path),)).fetchone()
             return None if row is None else load_one(conn, row[0])
 
     def load_result(self, key: str) -> dict[str, Any] | None:
         """Return the stored result JSON of `key`, or None when none is stored or it no longer decodes."""
         with self._reading() as conn:
-            row = conn.execute("SELECT body FROM results WHERE key = ?", (key,)).fetchone()
+            row = conn.execute("SELECT body FROM results JOIN contents ON contents.id = results.content "
+                               "WHERE contents.key = ?", (key,)).fetchone()
         if row is None:
             return None
         try:
@@ -155,7 +194,7 @@ class LedgerReads:
         moment = self._now() if now is None else now
         with self._reading() as conn:
             return load(conn, f"WHERE state IN ({_ACTIVE}) OR (state = 'failed' AND next_retry_at <= ?) "
-                              "ORDER BY created_at, rowid", (moment,))
+                              "ORDER BY created_at, id", (moment,))
 
     def next_due(self) -> float | None:
         """Return the earliest retry time among failed entries that will be retried, or None."""
@@ -172,12 +211,12 @@ class LedgerReads:
     def in_flight(self) -> list[Entry]:
         """Entries uploading, uploaded or submitted, least recently updated first."""
         with self._reading() as conn:
-            return load(conn, f"WHERE state IN ({_IN_FLIGHT}) ORDER BY updated_at, rowid")
+            return load(conn, f"WHERE state IN ({_IN_FLIGHT}) ORDER BY updated_at, id")
 
     def failures(self, limit: int = 50) -> list[Entry]:
         """Failed entries, most recently failed first, at most `limit`."""
         with self._reading() as conn:
-            return load(conn, "WHERE state = 'failed' ORDER BY updated_at DESC, rowid DESC LIMIT ?", (limit,))
+            return load(conn, "WHERE state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,))
 
     def get_meta(self, name: str) -> str | None:
         """Return the value stored under `name` by `set_meta`, or None."""
@@ -188,8 +227,9 @@ class LedgerReads:
     def conflicts(self, key: str) -> list[tuple[str, str]]:
         """Return (output path, reason) for every conflict noted for `key`, oldest first."""
         with self._reading() as conn:
-            rows = conn.execute("SELECT output_path, reason FROM conflicts WHERE key = ? "
-                                "ORDER BY noted_at, rowid", (key,)).fetchall()
+            rows = conn.execute("SELECT conflicts.output_path, conflicts.reason FROM conflicts JOIN contents "
+                                "ON contents.id = conflicts.content WHERE contents.key = ? "
+                                "ORDER BY conflicts.noted_at, conflicts.output_path", (key,)).fetchall()
         return [(decode_path(path), str(reason)) for path, reason in rows]
 
     def verify(self) -> list[str]:

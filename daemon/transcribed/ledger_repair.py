@@ -132,6 +132,13 @@ def move_aside(path: Path, clock: Callable[[], float]) -> Path:
     return aside
 
 
+def damaged_beside(path: Path) -> list[Path]:
+    """Return the damaged ledgers `move_aside` left beside `path` (main files only), oldest first."""
+    found = [candidate for candidate in path.parent.glob(f"{glob_escape(path.name)}.damaged-*")
+             if not candidate.name.endswith(("-wal", "-shm"))]
+    return sorted(found, key=lambda candidate: candidate.name)  # the names carry the UTC time of the move
+
+
 def create_fresh(path: Path, configure: Callable[[sqlite3.Connection], None]) -> None:
     """Build an empty current-version ledger beside `path` and rename it into place.
 
@@ -199,14 +206,14 @@ def _copy_table(
 ) -> int:
     rows = dict(_readable_rows(source, table, columns))
     placeholders = ", ".join("?" for _ in columns)
-    # Table and column names come from ledger_schema.TABLE_COLUMNS, never from the damaged file.
+    # Table and column names come from ledger_schema, never from the damaged file.
     insert = f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
     copied = 0
     target.execute("BEGIN IMMEDIATE")
     try:
-        for rowid in sorted(rows):
+        for row in rows.values():
             try:
-                copied += target.execute(insert, rows[rowid]).rowcount
+                copied += target.execute(insert, row).rowcount
             except sqlite3.IntegrityError:
                 continue  # a row that no longer fits (dangling reference, broken invariant) is dropped
     except sqlite3.Error:
@@ -219,6 +226,8 @@ def _copy_table(
 def _readable_rows(
     source: sqlite3.Connection, table: str, columns: tuple[str, ...]
 ) -> Iterator[tuple[int, tuple[object, ...]]]:
+    """Yield (rowid, row) for every row that reads: forward by rowid until the first unreadable page, then
+    backward from the end until that point or the next unreadable page."""
     select = f"SELECT rowid, {', '.join(columns)} FROM {table}"  # noqa: S608 (constant names)
     seen: set[int] = set()
     for order in ("ASC", "DESC"):

@@ -10,15 +10,16 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 
 State = Literal["discovered", "uploading", "uploaded", "submitted", "done", "failed", "skipped"]
 
 CONTENT_COLUMNS = (
-    "key, state, size, duration, audio_url, job_id, result_url, attempt_id, job_attempts, attempts, "
+    "id, key, state, size, duration, audio_url, job_id, result_url, attempt_id, job_attempts, attempts, "
     "next_retry_at, reason, last_error, created_at, updated_at"
 )
-_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-parameter limit
+_CHUNK = 500  # values per IN (...) list: well under SQLite's bound-parameter limit
+_Value = TypeVar("_Value", int, str)
 
 
 @dataclass(frozen=True)
@@ -75,21 +76,22 @@ def load(conn: sqlite3.Connection, where: str, parameters: Sequence[object] = ()
     # `where` is always a constant clause written by the ledger; values are bound parameters.
     query = f"SELECT {CONTENT_COLUMNS} FROM contents {where}"  # noqa: S608
     rows = conn.execute(query, tuple(parameters)).fetchall()
-    keys = [row[0] for row in rows]
-    paths: dict[str, list[str]] = {key: [] for key in keys}
-    outputs: dict[str, dict[str, str]] = {key: {} for key in keys}
-    for chunk in _chunks(keys):
-        marks = ", ".join("?" for _ in chunk)  # placeholders only: the keys themselves are bound
-        for key, path in conn.execute(
-            f"SELECT key, path FROM paths WHERE key IN ({marks}) ORDER BY seen_at DESC, rowid DESC",  # noqa: S608
-            chunk,
+    paths: dict[int, list[str]] = {row[0]: [] for row in rows}
+    outputs: dict[str, dict[str, str]] = {row[1]: {} for row in rows}
+    for ids in _chunks(list(paths)):
+        marks = ", ".join("?" for _ in ids)  # placeholders only: the values themselves are bound
+        for content, path in conn.execute(
+            f"SELECT content, path FROM paths WHERE content IN ({marks}) "  # noqa: S608
+            "ORDER BY seen_at DESC, path DESC", ids,
         ):
-            paths[key].append(decode_path(path))
+            paths[content].append(decode_path(path))
+    for keys in _chunks(list(outputs)):
+        marks = ", ".join("?" for _ in keys)
         for key, path, digest in conn.execute(
-            f"SELECT key, path, sha256 FROM outputs WHERE key IN ({marks}) ORDER BY path", chunk  # noqa: S608
+            f"SELECT key, path, sha256 FROM outputs WHERE key IN ({marks}) ORDER BY path", keys  # noqa: S608
         ):
             outputs[key][decode_path(path)] = digest
-    return [_entry(row, tuple(paths[row[0]]), outputs[row[0]]) for row in rows]
+    return [_entry(row[1:], tuple(paths[row[0]]), outputs[row[1]]) for row in rows]
 
 
 def load_one(conn: sqlite3.Connection, key: str) -> Entry | None:
@@ -122,6 +124,6 @@ def _entry(row: Sequence[object], paths: tuple[str, ...], outputs: dict[str, str
     )
 
 
-def _chunks(keys: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(keys), _CHUNK):
-        yield keys[start:start + _CHUNK]
+def _chunks(values: list[_Value]) -> Iterable[list[_Value]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]

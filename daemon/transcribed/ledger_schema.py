@@ -20,7 +20,8 @@ _STATE_LIST = ", ".join(f"'{state}'" for state in STATES)
 
 SCHEMA = f"""
 CREATE TABLE contents (
-    key TEXT PRIMARY KEY NOT NULL,
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
     state TEXT NOT NULL CHECK (state IN ({_STATE_LIST})),
     size INTEGER NOT NULL CHECK (size >= 0),
     duration REAL,
@@ -44,9 +45,11 @@ CREATE TABLE contents (
 CREATE INDEX contents_by_state ON contents (state, created_at);
 CREATE INDEX contents_by_retry ON contents (next_retry_at) WHERE state = 'failed';
 
+-- Rowid tables throughout (no WITHOUT ROWID): rows sit in the order they were written, so a file cut short
+-- or damaged in one place loses the rows on those pages, not a scattering of rows from everywhere.
 CREATE TABLE paths (
     path BLOB PRIMARY KEY NOT NULL,
-    key TEXT NOT NULL REFERENCES contents (key) ON DELETE CASCADE,
+    content INTEGER NOT NULL REFERENCES contents (id) ON DELETE CASCADE,
     root BLOB NOT NULL,
     device INTEGER,
     inode INTEGER,
@@ -54,24 +57,26 @@ CREATE TABLE paths (
     mtime_ns INTEGER,
     seen_at REAL NOT NULL
 );
-CREATE INDEX paths_by_key ON paths (key, seen_at);
+CREATE INDEX paths_by_content ON paths (content, seen_at);
 CREATE INDEX paths_by_stat ON paths (inode, device, size, mtime_ns);
 
 CREATE TABLE intents (
     attempt_id TEXT PRIMARY KEY NOT NULL,
-    key TEXT NOT NULL REFERENCES contents (key) ON DELETE CASCADE,
+    content INTEGER NOT NULL REFERENCES contents (id) ON DELETE CASCADE,
     job_id TEXT,
     created_at REAL NOT NULL,
     closed_at REAL
 );
-CREATE INDEX intents_by_key ON intents (key);
+CREATE INDEX intents_by_content ON intents (content);
 
 CREATE TABLE results (
-    key TEXT PRIMARY KEY NOT NULL REFERENCES contents (key) ON DELETE CASCADE,
+    content INTEGER PRIMARY KEY REFERENCES contents (id) ON DELETE CASCADE,
     body BLOB NOT NULL,
     stored_at REAL NOT NULL
 );
 
+-- Keyed by the content key, not the id: a record of what we wrote outlives `forget`, and the same bytes
+-- seen again (a new id) still own their old outputs.
 CREATE TABLE outputs (
     path BLOB PRIMARY KEY NOT NULL,
     key TEXT NOT NULL,
@@ -81,11 +86,11 @@ CREATE TABLE outputs (
 CREATE INDEX outputs_by_key ON outputs (key);
 
 CREATE TABLE conflicts (
-    key TEXT NOT NULL REFERENCES contents (key) ON DELETE CASCADE,
+    content INTEGER NOT NULL REFERENCES contents (id) ON DELETE CASCADE,
     output_path BLOB NOT NULL,
     reason TEXT NOT NULL,
     noted_at REAL NOT NULL,
-    PRIMARY KEY (key, output_path)
+    PRIMARY KEY (content, output_path)
 );
 
 CREATE TABLE meta (
@@ -94,20 +99,19 @@ CREATE TABLE meta (
 );
 """
 
-# The columns of each table, in the order salvage copies them (parents before children).
+# Every table's columns, parents before children (the order salvage copies them in).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "contents": (
-        "key", "state", "size", "duration", "audio_url", "job_id", "result_url", "attempt_id",
+        "id", "key", "state", "size", "duration", "audio_url", "job_id", "result_url", "attempt_id",
         "job_attempts", "attempts", "next_retry_at", "reason", "last_error", "created_at", "updated_at",
     ),
-    "paths": ("path", "key", "root", "device", "inode", "size", "mtime_ns", "seen_at"),
-    "intents": ("attempt_id", "key", "job_id", "created_at", "closed_at"),
-    "results": ("key", "body", "stored_at"),
+    "paths": ("path", "content", "root", "device", "inode", "size", "mtime_ns", "seen_at"),
+    "intents": ("attempt_id", "content", "job_id", "created_at", "closed_at"),
+    "results": ("content", "body", "stored_at"),
     "outputs": ("path", "key", "sha256", "written_at"),
-    "conflicts": ("key", "output_path", "reason", "noted_at"),
+    "conflicts": ("content", "output_path", "reason", "noted_at"),
     "meta": ("name", "value"),
 }
-
 # Migrations: MIGRATIONS[n] brings a version n-1 database to version n. Version 1 is SCHEMA itself.
 MIGRATIONS: dict[int, str] = {}
 
@@ -186,8 +190,7 @@ def verify(conn: sqlite3.Connection) -> list[str]:
     and rows that break the state machine's invariants (which CHECK constraints should make impossible).
     """
     problems = [row[0] for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
-    problems += [f"dangling reference in {row[0]} (rowid {row[1]})" for row in
-                 conn.execute("PRAGMA foreign_key_check")]
+    problems += [f"dangling reference in {row[0]}" for row in conn.execute("PRAGMA foreign_key_check")]
     # The f-string inserts only the constant list of states.
     invariants = f"""SELECT key, state FROM contents WHERE state NOT IN ({_STATE_LIST})
             OR (state = 'uploaded' AND audio_url IS NULL)
