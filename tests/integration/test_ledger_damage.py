@@ -209,7 +209,7 @@ def test_damaged_twice_in_the_same_second_keeps_both(ledger_path: Path) -> None:
     asides = []
     for _ in range(2):
         if not ledger_path.exists():
-            Ledger.open(ledger_path).close()
+            Ledger.open(ledger_path, rebuild=True).close()  # the explicit way past a damaged one
         ledger_path.write_bytes(b"not a database at all, not even close" * 10)
         with pytest.raises(LedgerDamagedError) as caught:
             Ledger.open(ledger_path, clock=lambda: 1_800_000_000.0)
@@ -253,3 +253,21 @@ def test_unwritable_place_is_a_ledger_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises((LedgerError, OSError)):
         Ledger.open(blocker / "ledger.sqlite3")
+
+
+def test_the_next_start_after_a_refusal_does_not_start_empty(ledger_path: Path) -> None:
+    """A service manager restarts the daemon after it refused a damaged ledger: still refused."""
+    ledger_path.write_bytes(DAMAGES["last page missing"](ledger_path.read_bytes()))
+    with pytest.raises(LedgerDamagedError) as first:
+        Ledger.open(ledger_path)
+    assert not ledger_path.exists()
+    with pytest.raises(LedgerDamagedError) as second:
+        Ledger.open(ledger_path)
+    assert second.value.aside_path == first.value.aside_path
+    assert not ledger_path.exists()
+    with Ledger.open(ledger_path, rebuild=True) as ledger:  # the explicit rebuild salvages from it
+        assert ledger.recovery is not None and ledger.recovery.aside_path == first.value.aside_path
+        assert ledger.recovery.salvaged["contents"] >= ENTRIES // 2
+        assert ledger.get(key_for(0)).state == "done"  # type: ignore[union-attr]
+    with Ledger.open(ledger_path) as reopened:  # and from then on it is the ledger
+        assert reopened.recovery is None and reopened.counts()["done"] > 0
