@@ -162,6 +162,8 @@ def test_control_endpoints_read_change_and_reset(emulator: Emulator, api: httpx.
         emulator.set_faults(nonsense=1)
     with pytest.raises(ValueError, match="job_error_code"):
         emulator.set_faults(job_error_code=200)
+    with pytest.raises(ValueError, match="no route 'POST /v2/pre-recorded/'"):
+        emulator.set_faults(drop_next={"POST /v2/pre-recorded/": 1})  # a typo would never fire
 
 
 def test_fault_decisions_are_reproducible_from_the_seed(emulator_factory: Callable[..., Emulator]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.emulator_fixtures import KEY, create, emulator_factory, upload, wait_for, wav
+from tests.integration.emulator_fixtures import KEY, create, emulator_factory, upload, wait_for, wait_status, wav
 
 from transcribed.gladia.emulator import Emulator, EmulatorSettings, Faults, serve
 
@@ -55,6 +55,18 @@ def test_a_private_data_dir_is_removed_on_stop(wav: Path) -> None:
         stored = list(Path(tempfile.gettempdir()).glob(f"gladia-emulator-*/files/{file_id}"))
         assert len(stored) == 1
     assert not stored[0].parent.parent.exists()
+
+
+def test_uploads_in_a_kept_data_dir_survive_a_restart(tmp_path: Path, wav: Path) -> None:
+    settings = EmulatorSettings(data_dir=tmp_path / "kept", processing_seconds=0.01)
+    with Emulator(settings) as first, \
+            httpx.Client(base_url=first.base_url, headers={"x-gladia-key": KEY}) as api:
+        file_id = upload(api, wav)["audio_metadata"]["id"]
+    with Emulator(settings) as second, \
+            httpx.Client(base_url=second.base_url, headers={"x-gladia-key": KEY}) as api:
+        assert api.get(f"/file/{file_id}").content == wav.read_bytes()
+        job = wait_status(api, create(api, f"{second.base_url}/file/{file_id}")["id"])
+        assert job["status"] == "done" and job["file"]["audio_duration"] == 3.0
 
 
 def test_serve_announces_and_stops_on_the_event() -> None:

@@ -27,7 +27,7 @@ from transcribed.gladia.emulator_faults import Counters, FaultBoard, Faults
 from transcribed.gladia.emulator_http import Control, EmulatorServer, Wiring
 from transcribed.gladia.emulator_jobs import JobStore, Timing
 from transcribed.gladia.emulator_notify import Notifier, webhook_key
-from transcribed.gladia.emulator_routes import Routes
+from transcribed.gladia.emulator_routes import ROUTE_KEYS, Routes
 
 __all__ = ["Emulator", "EmulatorSettings", "Faults", "serve"]
 
@@ -86,7 +86,7 @@ class Emulator:
         self._settings = settings
         self._events = events
         self._counters = Counters()
-        self._faults = FaultBoard(faults or Faults(), settings.seed)
+        self._faults = FaultBoard(faults or Faults(), settings.seed, ROUTE_KEYS)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._server: EmulatorServer | None = None

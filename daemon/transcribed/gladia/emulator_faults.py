@@ -64,8 +64,9 @@ _ROUTE_PROBABILITIES = ("server_error_rate", "drop_rate", "truncate_rate")
 _ROUTE_COUNTS = ("server_error_next", "rate_limit_next", "drop_next")
 
 
-def checked_faults(faults: Faults) -> Faults:
-    """Given switches, return a normalised deep copy; raise ValueError naming every bad switch."""
+def checked_faults(faults: Faults, routes: frozenset[str] | None = None) -> Faults:
+    """Given switches (and the route keys that exist, when known), return a normalised deep copy; raise
+    ValueError naming every bad switch, including per-route entries for routes that do not exist."""
     faults = copy.deepcopy(faults)
     problems: list[str] = []
     for name in (*_ROUTE_PROBABILITIES, *_ROUTE_COUNTS, "delay_seconds"):
@@ -74,7 +75,9 @@ def checked_faults(faults: Faults) -> Faults:
             problems.append(f"{name} must map route keys to numbers")
             continue
         for key, value in mapping.items():
-            if not _is_number(value):
+            if routes is not None and key != ANY_ROUTE and key not in routes:
+                problems.append(f"{name}: no route {key!r} (use one of: {', '.join(sorted(routes))}, or *)")
+            elif not _is_number(value):
                 problems.append(f"{name}[{key}] must be a number")
             elif name in _ROUTE_PROBABILITIES and not 0 <= value <= 1:
                 problems.append(f"{name}[{key}] must be within 0..1")
@@ -122,9 +125,10 @@ def _is_number(value: object) -> bool:
 class FaultBoard:
     """The current switches and the seeded random source every fault decision draws from."""
 
-    def __init__(self, faults: Faults, seed: int) -> None:
+    def __init__(self, faults: Faults, seed: int, routes: frozenset[str] | None = None) -> None:
         self._lock = threading.Lock()
-        self._faults = checked_faults(faults)
+        self._routes = routes
+        self._faults = checked_faults(faults, routes)
         self._random = random.Random(seed)
 
     def snapshot(self) -> Faults:
@@ -144,7 +148,8 @@ class FaultBoard:
         if unknown:
             raise ValueError("unknown fault switch(es): " + ", ".join(unknown))
         with self._lock:
-            updated = checked_faults(dataclasses.replace(self._faults, **changes))  # type: ignore[arg-type]
+            updated = checked_faults(dataclasses.replace(self._faults, **changes),  # type: ignore[arg-type]
+                                     self._routes)
             self._faults = updated
             return copy.deepcopy(updated)
 

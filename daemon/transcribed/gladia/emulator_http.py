@@ -195,7 +195,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                            before_first_read=self._send_continue)
         request = Request(self.command, path, parse_qsl(parts.query, keep_blank_values=True), self.headers,
                           body, found[1] if found else {})
-        if path.startswith(CONTROL_PREFIX.rstrip("/")):
+        if path.startswith(CONTROL_PREFIX):
             self._send(self._control(request), CONTROL_ROUTE, body)
             return
         wiring.counters.add(route)

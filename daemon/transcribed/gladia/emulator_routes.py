@@ -6,6 +6,7 @@ request and return a Response.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -18,8 +19,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from transcribed.gladia.emulator_faults import Counters, FaultBoard
-from transcribed.gladia.emulator_jobs import JobStore, ListQuery, StoredFile, iso, seed_of
+from transcribed.gladia.emulator_jobs import JobStore, StoredFile, iso, seed_of
 from transcribed.gladia.emulator_media import (
+    CHUNK_BYTES,
     SYNTHETIC_SECONDS,
     FetchError,
     ReceivedFile,
@@ -36,6 +38,7 @@ from transcribed.gladia.emulator_multipart import (
     boundary_of,
     receive_audio_part,
 )
+from transcribed.gladia.emulator_query import BadQuery, parse_list_query
 from transcribed.gladia.emulator_validation import is_url, request_params, validate_create
 
 MAX_JSON_BYTES = 4 * 1024 * 1024
@@ -45,7 +48,6 @@ STATUS_MESSAGES = {400: "Bad Request", 401: "gladia key not found", 403: "Forbid
                    413: "payload too large", 422: "Invalid parameter", 429: "Too Many Requests",
                    500: "Internal server error", 502: "Bad Gateway", 503: "Service Unavailable",
                    504: "Gateway Timeout"}
-_STATUSES = ("queued", "processing", "done", "error")
 
 
 @dataclass
@@ -114,6 +116,7 @@ def _routes() -> list[Route]:
 
 
 ROUTES = _routes()
+ROUTE_KEYS = frozenset(route.key for route in ROUTES)
 
 
 def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -155,6 +158,9 @@ class Routes:
             return error_response(413, request.path)
         except MalformedBody as exc:
             return error_response(400, request.path, f"Malformed request body: {exc}")
+        except OSError:
+            # The emulator's own disk failed (full, read-only): answer like a backend in trouble.
+            return error_response(500, request.path)
 
     def _upload(self, request: Request) -> Response:
         content_type = request.headers.get("Content-Type", "")
@@ -211,7 +217,7 @@ class Routes:
         """Return the stored file an audio_url stands for, or (None, (error_code, message))."""
         own = self._own_file_id(url)
         if own is not None:
-            stored = self.store.file(own)
+            stored = self._stored(own)
             return (stored, None) if stored else (None, (404 if upload else 422, "Audio file not found"))
         file_id = str(uuid.uuid4())
         destination = self.files_dir / file_id
@@ -268,14 +274,35 @@ class Routes:
             raise HttpProblem(404)
         return Response(200, content_type="application/octet-stream", file=stored)
 
+    def _stored(self, file_id: str) -> StoredFile | None:
+        """Return a stored file by id; a file left in the data dir by an earlier run is taken back in
+        (its original name is not known any more), so audio_urls survive a restart."""
+        stored = self.store.file(file_id)
+        path = self.files_dir / file_id
+        if stored is not None or not re.fullmatch(r"[0-9a-f-]{36}", file_id) or not path.is_file():
+            return stored
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                digest.update(chunk)
+        facts = probe(path, file_id)
+        stored = StoredFile(id=file_id, path=path, filename=file_id, source=None, extension=facts.extension,
+                            size=path.stat().st_size, sha256=digest.hexdigest(), duration=facts.duration,
+                            channels=facts.channels)
+        self.store.add_file(stored)
+        return stored
+
     def _file(self, request: Request) -> Response:
-        stored = self.store.file(request.params["id"].lower())
+        stored = self._stored(request.params["id"].lower())
         if stored is None or not stored.path.exists():
             raise HttpProblem(404)
         return Response(200, content_type="application/octet-stream", file=stored)
 
     def _list(self, request: Request) -> Response:
-        page = parse_list_query(request.query)
+        try:
+            page = parse_list_query(request.query)
+        except BadQuery as problem:
+            raise HttpProblem(400, VALIDATION_MESSAGE, problem.problems) from None
         offset, limit = page.offset, page.limit
         if page.kinds and "pre-recorded" not in page.kinds:
             items: list[dict[str, Any]] = []  # the emulator holds no live sessions
@@ -292,79 +319,12 @@ class Routes:
                                    "items": items[offset: offset + limit]})
 
 
-@dataclass(frozen=True)
-class ListPage:
-    """What a list request asks for: filters, kinds (legacy alias), and the page window."""
-
-    query: ListQuery
-    kinds: frozenset[str]
-    offset: int
-    limit: int
-
-
-def parse_list_query(pairs: list[tuple[str, str]]) -> ListPage:
-    """Given the list's query pairs, return the page asked for; raise HttpProblem(400) for bad values.
-    custom_metadata is accepted in both forms: `custom_metadata[key]=value` and a JSON object string."""
-    problems: list[str] = []
-    values: dict[str, str] = dict(pairs)
-    offset = _whole(values.get("offset", "0"), "offset", 0, problems)
-    limit = _whole(values.get("limit", "20"), "limit", 1, problems)
-    statuses = {part for name, value in pairs if name in ("status", "status[]") for part in value.split(",") if part}
-    if statuses - set(_STATUSES):
-        problems.append("each value in status must be one of the following values: " + ", ".join(_STATUSES))
-    kinds = {part for name, value in pairs if name in ("kind", "kind[]") for part in value.split(",") if part}
-    day = values.get("date")
-    if day is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day[:10]):
-        problems.append("date must be a valid ISO 8601 date string")
-    before = _moment(values.get("before_date"), "before_date", problems)
-    after = _moment(values.get("after_date"), "after_date", problems)
-    metadata: list[tuple[str, object, bool]] = []
-    for name, value in pairs:
-        deep = re.fullmatch(r"custom_metadata\[([^\]]+)\]", name)
-        if deep:
-            metadata.append((deep.group(1), value, True))
-        elif name == "custom_metadata":
-            try:
-                parsed = json.loads(value)
-            except ValueError:
-                parsed = None
-            if not isinstance(parsed, dict):
-                problems.append("custom_metadata must be a JSON object")
-            else:
-                metadata += [(key, wanted, False) for key, wanted in parsed.items()]
-    if problems:
-        raise HttpProblem(400, VALIDATION_MESSAGE, problems)
-    query = ListQuery(statuses=frozenset(statuses), day=day[:10] if day else None, before=before, after=after,
-                      metadata=tuple(metadata))
-    return ListPage(query=query, kinds=frozenset(kinds), offset=offset, limit=limit)
-
-
-def _whole(text: str, name: str, least: int, problems: list[str]) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        problems.append(f"{name} must be an integer number")
-        return least
-    if number < least:
-        problems.append(f"{name} must not be less than {least}")
-        return least
-    return number
-
-
-def _moment(text: str | None, name: str, problems: list[str]) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        problems.append(f"{name} must be a valid ISO 8601 date string")
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _read_json(request: Request, *, check_type: bool = True) -> object:
-    chunks = []
+    chunks, size = [], 0
     while data := request.body.read():
+        size += len(data)
+        if size > MAX_JSON_BYTES:  # the upload route allows large bodies, but never as JSON
+            raise BodyTooLarge
         chunks.append(data)
     if not check_type:
         return None
