@@ -1,0 +1,438 @@
+"""The Gladia v2 pre-recorded client: the only module that speaks HTTP to the API.
+
+httpx errors and statuses are translated here, once, into TransientApiError / PermanentApiError /
+AuthenticationError (errors.py); callers decide by type. Idempotent calls are retried per RetryPolicy;
+POST /v2/pre-recorded never is: `create_once` looks the attempt id up in the job list before re-posting.
+The key is sent only to the configured origin (redirects elsewhere never carry it) and never logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import structlog
+
+from transcribed import __version__
+from transcribed.errors import (
+    ApiError,
+    ApiUnavailableError,
+    AuthenticationError,
+    JobFailedError,
+    MalformedResultError,
+    PermanentApiError,
+    TransientApiError,
+)
+from transcribed.gladia.result import JobView, parse_job
+from transcribed.gladia.retry import (
+    CircuitBreaker,
+    RetryPolicy,
+    is_transient_status,
+    parse_retry_after,
+    poll_intervals,
+)
+
+log = structlog.get_logger(__name__)
+
+ATTEMPT_KEY = "transcribed_attempt"
+MAX_REDIRECTS = 5
+LIST_PAGE_SIZE = 100
+LIST_MAX_PAGES = 50
+
+
+@dataclass(frozen=True)
+class Upload:
+    audio_url: str
+    metadata: Mapping[str, Any]   # Gladia's audio_metadata: id, filename, extension, size, audio_duration, ...
+
+    @property
+    def duration(self) -> float | None:
+        value = self.metadata.get("audio_duration")
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class CreatedJob:
+    id: str
+    result_url: str
+
+
+class Stopped(Exception):
+    """The caller's stop event was set while waiting: the call can be resumed later."""
+
+
+class _CountingReader:
+    """A file wrapper httpx streams from: counts bytes for progress, aborts when `stop` is set."""
+
+    def __init__(self, handle: IO[bytes], progress: Callable[[int], None] | None,
+                 stop: threading.Event | None) -> None:
+        self._handle = handle
+        self._progress = progress
+        self._stop = stop
+        self.sent = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._stop is not None and self._stop.is_set():
+            raise Stopped("upload interrupted by shutdown")
+        chunk = self._handle.read(size)
+        self.sent += len(chunk)
+        if self._progress is not None and chunk:
+            self._progress(self.sent)
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if offset == 0 and whence == 0:
+            self.sent = 0
+        return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
+
+class GladiaClient:
+    """A client for one Gladia base URL and key. Thread-safe: share one between workers.
+
+    Given `stop`, every wait (retry backoff, polling) is `stop.wait(t)` and raises Stopped when it is set.
+    """
+
+    def __init__(self, base_url: str, api_key: str, *, request_timeout: float = 30.0,
+                 upload_timeout: float = 300.0, policy: RetryPolicy | None = None,
+                 stop: threading.Event | None = None, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 transport: httpx.BaseTransport | None = None, breaker: CircuitBreaker | None = None) -> None:
+        self.breaker = breaker or CircuitBreaker(clock=clock)
+        self.base_url = base_url.rstrip("/")
+        self._origin = _origin(self.base_url)
+        self._key = api_key
+        self._policy = policy or RetryPolicy()
+        self._stop = stop or threading.Event()
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._request_timeout = httpx.Timeout(request_timeout)
+        self._upload_timeout = httpx.Timeout(request_timeout, read=upload_timeout, write=upload_timeout)
+        self._http = httpx.Client(
+            transport=transport, follow_redirects=False, timeout=self._request_timeout,
+            headers={"user-agent": f"transcribed/{__version__}", "x-gladia-version": f"transcribed/{__version__}"},
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GladiaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------------------------- calls
+
+    def upload(self, path: Path, *, filename: str | None = None,
+               progress: Callable[[int], None] | None = None) -> Upload:
+        """Upload a local file (streamed from disk, multipart part `audio`); return its audio_url.
+
+        Retried on transient errors (a re-upload costs bandwidth, never a paid job).
+        """
+        name = filename or path.name
+
+        def send() -> httpx.Response:
+            with open(path, "rb") as handle:
+                reader = _CountingReader(handle, progress, self._stop)
+                files = {"audio": (name, reader, "application/octet-stream")}
+                return self._send("POST", "/v2/upload", files=files, timeout=self._upload_timeout)
+
+        body = self._retrying("POST", "/v2/upload", send)
+        return _upload_from(body)
+
+    def upload_url(self, url: str) -> Upload:
+        """Have Gladia fetch a remote URL (JSON body {audio_url}); return the re-hosted audio_url."""
+        body = self._retrying("POST", "/v2/upload", lambda: self._send("POST", "/v2/upload", json={"audio_url": url}))
+        return _upload_from(body)
+
+    def create(self, request: Mapping[str, Any]) -> CreatedJob:
+        """POST /v2/pre-recorded once (never retried here: a retry may pay twice). See create_once."""
+        response = self._send("POST", "/v2/pre-recorded", json=dict(request))
+        body = self._decode(response, "POST", "/v2/pre-recorded")
+        job_id, result_url = body.get("id") if isinstance(body, dict) else None, None
+        if isinstance(body, dict):
+            result_url = body.get("result_url")
+        if not isinstance(job_id, str) or not job_id:
+            raise TransientApiError("create answered without a job id", status=response.status_code,
+                                    method="POST", path="/v2/pre-recorded", body_sent=True)
+        return CreatedJob(job_id, self._safe_result_url(job_id, result_url))
+
+    def create_once(self, request: Mapping[str, Any], attempt_id: str, *, look_first: bool = False,
+                    since: datetime | None = None) -> CreatedJob:
+        """Create the job for `attempt_id` exactly once, even across unknown outcomes.
+
+        The attempt id travels in custom_metadata. When a POST's outcome is unknown (timeout after the body
+        was sent, reset, 5xx), the job list is searched for that attempt id before posting again.
+        `look_first` searches before the first POST (an intent recorded before a crash).
+        Raise PermanentApiError / AuthenticationError as they come, TransientApiError when retries run out.
+        """
+        body = dict(request)
+        metadata = dict(body.get("custom_metadata") or {})
+        metadata[ATTEMPT_KEY] = attempt_id
+        body["custom_metadata"] = metadata
+        since = since or datetime.now(UTC)
+        started = self._clock()
+        tries = 0
+        while True:
+            if look_first or tries > 0:
+                found = self.find_attempt(attempt_id, since=since)
+                if found is not None:
+                    log.info("job_found_by_attempt", attempt_id=attempt_id, job_id=found.id)
+                    return found
+            tries += 1
+            try:
+                return self.create(body)
+            except ApiUnavailableError:
+                raise
+            except TransientApiError as exc:
+                delay = self._policy.next_delay(tries, self._clock() - started, exc.retry_after, self._rng)
+                log.warning("create_outcome_unknown", attempt_id=attempt_id, error=exc.describe(),
+                            retry_in=None if delay is None else round(delay, 2))
+                if delay is None:
+                    raise
+                self._wait(delay)
+
+    def find_attempt(self, attempt_id: str, *, since: datetime | None = None) -> CreatedJob | None:
+        """Return the job whose custom_metadata carries this attempt id, or None. Never trusts the server's
+        filter alone: every item is checked here, and the search is bounded by date and pages."""
+        for item in self.list_jobs({ATTEMPT_KEY: attempt_id}, since=since):
+            meta = item.custom_metadata or {}
+            if meta.get(ATTEMPT_KEY) == attempt_id:
+                return CreatedJob(item.id, self._safe_result_url(item.id, None))
+        return None
+
+    def list_jobs(self, metadata: Mapping[str, str] | None = None, *,
+                  since: datetime | None = None) -> Iterator[JobView]:
+        """Yield jobs from GET /v2/pre-recorded (newest first), filtered by custom_metadata when given."""
+        params: list[tuple[str, str]] = [("offset", "0"), ("limit", str(LIST_PAGE_SIZE))]
+        for key, value in (metadata or {}).items():
+            params.append((f"custom_metadata[{key}]", value))
+        if since is not None:
+            # Clock skew between us and Gladia: look a little further back than the intent.
+            after = since - timedelta(minutes=10)
+            params.append(("after_date", after.strftime("%Y-%m-%dT%H:%M:%S.000Z")))
+        url: str | None = self.base_url + "/v2/pre-recorded"
+        query: list[tuple[str, str]] | None = params
+        for _ in range(LIST_MAX_PAGES):
+            if url is None:
+                return
+            body = self._retrying("GET", "/v2/pre-recorded", functools.partial(self._send, "GET", url, params=query))
+            if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+                raise TransientApiError("job list answered without items", method="GET", path="/v2/pre-recorded")
+            for raw in body["items"]:
+                try:
+                    yield parse_job(raw)
+                except MalformedResultError:
+                    continue
+            following = body.get("next")
+            url = following if isinstance(following, str) and _origin(following) == self._origin else None
+            query = None
+
+    def get(self, job_id: str, result_url: str | None = None) -> JobView:
+        """GET the job (its result_url when it is on our origin); return the parsed body.
+
+        A body that is not a valid job is reported as TransientApiError (it may be a truncated answer).
+        """
+        url = self._safe_result_url(job_id, result_url)
+        body = self._retrying("GET", "/v2/pre-recorded/{id}", lambda: self._send("GET", url))
+        try:
+            return parse_job(body)
+        except MalformedResultError as exc:
+            raise TransientApiError(f"malformed job body: {exc}", method="GET", path="/v2/pre-recorded/{id}") \
+                from exc
+
+    def delete(self, job_id: str) -> bool:
+        """DELETE the job; return True when Gladia accepted (202), False when it was already gone (404)."""
+        try:
+            self._retrying("DELETE", "/v2/pre-recorded/{id}",
+                           lambda: self._send("DELETE", f"/v2/pre-recorded/{job_id}"))
+        except PermanentApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def wait(self, job: CreatedJob, *, initial: float = 1.0, cap: float = 30.0, deadline: float = 900.0,
+             on_poll: Callable[[JobView], None] | None = None) -> JobView:
+        """Poll the job until done (return it) or error (raise JobFailedError).
+
+        Intervals grow x1.5 from `initial` to `cap`. Transient failures keep polling; past `deadline`
+        seconds raise TransientApiError (the job id stays valid: poll again later, never re-create).
+        """
+        started = self._clock()
+        intervals = poll_intervals(initial, 1.5, cap)
+        while True:
+            try:
+                view = self.get(job.id, job.result_url)
+            except ApiUnavailableError:
+                raise
+            except TransientApiError as exc:
+                log.info("poll_failed", job_id=job.id, error=exc.describe())
+            else:
+                if on_poll is not None:
+                    on_poll(view)
+                if view.status == "done":
+                    if view.result is None:
+                        raise TransientApiError("job done without a result", method="GET", path="/v2/pre-recorded/{id}")
+                    return view
+                if view.status == "error":
+                    raise JobFailedError(job.id, view.error_code)
+            elapsed = self._clock() - started
+            if elapsed >= deadline:
+                raise TransientApiError(f"job still not finished after {elapsed:.0f} s; will poll again later",
+                                        method="GET", path="/v2/pre-recorded/{id}")
+            self._wait(min(next(intervals), max(0.0, deadline - elapsed)))
+
+    # ---------------------------------------------------------------------------------------------- plumbing
+
+    def _wait(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise Stopped("stopping")
+
+    def _retrying(self, method: str, route: str, send: Callable[[], httpx.Response]) -> Any:
+        """Run an idempotent call with retries; return the decoded JSON body (None when empty)."""
+        started = self._clock()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return self._decode(send(), method, route)
+            except ApiUnavailableError:
+                raise
+            except TransientApiError as exc:
+                delay = self._policy.next_delay(tries, self._clock() - started, exc.retry_after, self._rng)
+                if delay is None:
+                    raise
+                log.info("api_retry", method=method, route=route, attempt=tries, status=exc.status or None,
+                         retry_in=round(delay, 2), error=exc.message)
+                self._wait(delay)
+
+    def probe(self) -> bool:
+        """One cheap request (a one-item job list) that bypasses the circuit breaker; True if the API answered
+        (even with an error status below 500)."""
+        try:
+            response = self._send("GET", "/v2/pre-recorded", params={"offset": "0", "limit": "1"}, probe=True)
+        except TransientApiError:
+            return False
+        response.close()
+        return response.status_code < 500
+
+    def _record(self, *, ok: bool) -> None:
+        if ok:
+            if self.breaker.success():
+                log.warning("api_back", base_url=self.base_url)
+        elif self.breaker.failure():
+            log.error("api_down", base_url=self.base_url, probe_every=self.breaker.probe_interval)
+
+    def _send(self, method: str, url: str, *, probe: bool = False, **kwargs: Any) -> httpx.Response:
+        """Send one request (following same-origin GET/DELETE redirects by hand so the key never leaves).
+
+        Translate transport failures into TransientApiError; return the final response unread-checked.
+        """
+        target = url if url.startswith(("http://", "https://")) else self.base_url + url
+        route = urlsplit(target).path
+        if not probe and not self.breaker.allow():
+            raise ApiUnavailableError("Gladia API unreachable; probing about once a minute", method=method,
+                                      path=route)
+        for _ in range(MAX_REDIRECTS + 1):
+            headers = {"x-gladia-key": self._key} if _origin(target) == self._origin else {}
+            try:
+                response = self._http.request(method, target, headers=headers, **kwargs)
+            except Stopped:
+                raise
+            except httpx.TimeoutException as exc:
+                self._record(ok=False)
+                raise TransientApiError(f"timed out ({exc.__class__.__name__})", method=method, path=route,
+                                        body_sent=not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)) \
+                    from None
+            except httpx.TransportError as exc:
+                self._record(ok=False)
+                sent = not isinstance(exc, httpx.ConnectError)
+                raise TransientApiError(f"connection failed ({exc.__class__.__name__})", method=method,
+                                        path=route, body_sent=sent) from None
+            self._record(ok=response.status_code < 500)
+            if response.is_redirect and method in ("GET", "DELETE"):
+                location = response.headers.get("location", "")
+                response.close()
+                target = urljoin(target, location)
+                continue
+            return response
+        raise PermanentApiError("too many redirects", method=method, path=route)
+
+    def _decode(self, response: httpx.Response, method: str, route: str) -> Any:
+        """Return the JSON body of a 2xx response; raise the translated error for anything else."""
+        status = response.status_code
+        try:
+            raw = response.read()
+        except httpx.HTTPError:
+            raise TransientApiError("connection lost while reading the answer", status=status, method=method,
+                                    path=route, body_sent=True) from None
+        if 200 <= status < 300:
+            if not raw.strip():
+                return None
+            try:
+                return json.loads(raw)
+            except ValueError:
+                raise TransientApiError("answer is not valid JSON (truncated?)", status=status, method=method,
+                                        path=route, body_sent=True) from None
+        raise _translate(status, raw, response.headers.get("retry-after"), method, route)
+
+    def _safe_result_url(self, job_id: str, result_url: object) -> str:
+        """Use Gladia's result_url only when it is on our origin; else build it (the key stays home)."""
+        if isinstance(result_url, str) and _origin(result_url) == self._origin:
+            return result_url
+        return f"{self.base_url}/v2/pre-recorded/{job_id}"
+
+
+def _translate(status: int, raw: bytes, retry_after: str | None, method: str, route: str) -> ApiError:
+    """Turn a non-2xx answer into the matching error, with Gladia's envelope fields when present."""
+    message, request_id, validation = f"HTTP {status}", None, None
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        if isinstance(body.get("message"), str):
+            message = body["message"][:500]
+        if isinstance(body.get("request_id"), str):
+            request_id = body["request_id"][:64]
+        errors = body.get("validation_errors")
+        if isinstance(errors, list):
+            validation = [str(e)[:300] for e in errors[:20]]
+    fields: dict[str, Any] = {"status": status, "request_id": request_id, "validation_errors": validation,
+                              "method": method, "path": route}
+    if status == 401:
+        return AuthenticationError(message, **fields)
+    if is_transient_status(status):
+        wait = parse_retry_after(retry_after, datetime.now(UTC))
+        return TransientApiError(message, retry_after=wait, body_sent=True, **fields)
+    return PermanentApiError(message, **fields)
+
+
+def _upload_from(body: object) -> Upload:
+    if not isinstance(body, dict) or not isinstance(body.get("audio_url"), str):
+        raise TransientApiError("upload answered without audio_url", method="POST", path="/v2/upload")
+    metadata = body.get("audio_metadata")
+    return Upload(body["audio_url"], metadata if isinstance(metadata, dict) else {})
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
