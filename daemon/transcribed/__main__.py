@@ -1,3 +1,3 @@
-from transcribed import cli
+from transcribed.cli import main
 
-raise SystemExit(cli.main())
+raise SystemExit(main())
