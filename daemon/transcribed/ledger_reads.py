@@ -213,6 +213,11 @@ class LedgerReads:
         with self._reading() as conn:
             return load(conn, f"WHERE state IN ({_IN_FLIGHT}) ORDER BY updated_at, id")
 
+    def done_entries(self) -> list[Entry]:
+        """Every finished entry, oldest first (for `transcribed render`)."""
+        with self._reading() as conn:
+            return load(conn, "WHERE state = 'done' ORDER BY id")
+
     def failures(self, limit: int = 50) -> list[Entry]:
         """Failed entries, most recently failed first, at most `limit`."""
         with self._reading() as conn:

@@ -1,0 +1,1 @@
+"""The job pipeline: one file's state machine (job.py) and the workers that run it (pool.py)."""

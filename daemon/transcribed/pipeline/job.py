@@ -1,0 +1,301 @@
+"""One content's state machine: upload -> create -> poll -> outputs, each step recorded before the next.
+
+The next step is read from what the ledger holds (job id, attempt id, audio URL), so a crash at any point
+resumes from the last recorded step, and POST /v2/pre-recorded is never sent twice for one attempt
+(RELIABILITY.md). Errors are decided by type: transient -> retry later on a schedule kept in the ledger;
+permanent -> failed with Gladia's message; 401 -> pause everything.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import os
+import random
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from transcribed.config import Config
+from transcribed.errors import (
+    ApiUnavailableError,
+    AuthenticationError,
+    JobFailedError,
+    MediaError,
+    PermanentApiError,
+    TransientApiError,
+)
+from transcribed.gladia.client import CreatedJob, GladiaClient, Stopped
+from transcribed.gladia.result import parse_job
+from transcribed.gladia.retry import poll_deadline
+from transcribed.ledger import Entry, Ledger
+from transcribed.outputs.hooks import hook_placeholders, run_hook
+from transcribed.outputs.publish import publish
+
+log = structlog.get_logger("transcribed.job")
+
+# Test-only crash points (R1): cli passes TRANSCRIBED_CRASH_AT; the process dies inside that step.
+CRASH_POINTS = ("after_upload", "after_intent", "after_create", "after_result", "after_outputs")
+MAX_TRANSIENT_ATTEMPTS = 25      # about a day of retries at the 1 h cap, then the file is failed for good
+RETRY_CAP_SECONDS = 3600.0
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    FAILED = "failed"            # permanent: waits for `transcribed retry`
+    RETRY_LATER = "retry_later"  # transient: the ledger holds when
+    SKIPPED = "skipped"
+    STOPPED = "stopped"          # shutdown: resumable from the ledger
+    PAUSED = "paused"            # the API key was refused: nothing more until it is fixed
+
+
+@dataclass
+class Context:
+    """What a job needs, passed in by the pool (no globals)."""
+
+    client: GladiaClient
+    ledger: Ledger
+    config: Config
+    stop: threading.Event
+    clock: Callable[[], float]                    # wall clock (seconds since the epoch)
+    crash_at: str | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    prepare: Callable[[Path], tuple[Path, str]] | None = None   # media preparation: (path to upload, name)
+    hook_env: Mapping[str, str] | None = None    # the environment hooks run with (no API key in it)
+
+    def crash(self, point: str) -> None:
+        if self.crash_at == point:
+            os._exit(97)
+
+
+def run(ctx: Context, key: str) -> Outcome:
+    """Carry one content from wherever the ledger says it is to done, failed, skipped or a resumable stop."""
+    entry = ctx.ledger.get(key)
+    if entry is None:
+        return Outcome.SKIPPED
+    structlog.contextvars.bind_contextvars(key=key[:19], file=entry.paths[0] if entry.paths else None)
+    try:
+        return _advance(ctx, entry)
+    except Stopped:
+        current = ctx.ledger.get(key)
+        log.info("job_interrupted", state=current.state if current else None)
+        return Outcome.STOPPED
+    except AuthenticationError as exc:
+        ctx.ledger.set_meta("last_api_error", exc.describe())
+        return Outcome.PAUSED
+    except ApiUnavailableError as exc:
+        delay = ctx.client.breaker.next_probe_in() + ctx.rng.uniform(1.0, 5.0)
+        return _retry_later(ctx, key, exc.describe(), delay, count=False)
+    except TransientApiError as exc:
+        ctx.ledger.set_meta("last_api_error", exc.describe())
+        return _retry_later(ctx, key, exc.describe())
+    except PermanentApiError as exc:
+        ctx.ledger.set_meta("last_api_error", exc.describe())
+        return _fail(ctx, key, f"Gladia refused it: {exc.describe()}")
+    except MediaError as exc:
+        return _fail(ctx, key, str(exc))
+    except OSError as exc:
+        # Disk full, read-only output folder, vanished file...: nothing half-written is visible; try later.
+        return _retry_later(ctx, key, f"{exc.__class__.__name__}: {exc.strerror or exc}")
+    finally:
+        structlog.contextvars.unbind_contextvars("key", "file")
+
+
+def _advance(ctx: Context, entry: Entry) -> Outcome:
+    key = entry.key
+    fresh_upload = False
+    while True:
+        if ctx.stop.is_set():
+            raise Stopped("stopping")
+        entry = ctx.ledger.get(key) or entry
+        if entry.state in ("done", "skipped"):
+            return Outcome.DONE if entry.state == "done" else Outcome.SKIPPED
+        if entry.job_id:
+            outcome = _poll_and_publish(ctx, entry)
+            if outcome is not None:
+                return outcome
+            continue   # the job ended in a retryable error: a new job from the same upload
+        if entry.audio_url:
+            try:
+                _create(ctx, entry)
+            except PermanentApiError as exc:
+                if fresh_upload or isinstance(exc, AuthenticationError):
+                    raise
+                # An upload from an earlier run may have expired: upload again once, then create.
+                log.warning("audio_url_refused", error=exc.describe())
+                ctx.ledger.clear_job(key, keep_upload=False)
+            continue
+        source = _source_of(entry)
+        if source is None:
+            ctx.ledger.mark_skipped(key, "the file is gone from the inbox")
+            log.info("file_gone")
+            return Outcome.SKIPPED
+        _upload(ctx, entry, source)
+        fresh_upload = True
+
+
+def _upload(ctx: Context, entry: Entry, source: Path) -> None:
+    ctx.ledger.mark_uploading(entry.key)
+    path, name = ctx.prepare(source) if ctx.prepare else (source, source.name)
+    started = ctx.clock()
+    upload = ctx.client.upload(path, filename=name)
+    ctx.crash("after_upload")
+    ctx.ledger.mark_uploaded(entry.key, upload.audio_url, upload.duration)
+    log.info("upload_done", bytes=path.stat().st_size, elapsed=round(ctx.clock() - started, 3),
+             duration=upload.duration)
+
+
+def _create(ctx: Context, entry: Entry) -> None:
+    request: dict[str, Any] = dict(ctx.config.transcription.request)
+    request["audio_url"] = entry.audio_url
+    look_first = entry.attempt_id is not None
+    attempt_id = entry.attempt_id or str(uuid.uuid4())
+    if not look_first:
+        ctx.ledger.mark_intent(entry.key, attempt_id)
+        ctx.crash("after_intent")
+        since = datetime.fromtimestamp(ctx.clock(), UTC)
+    else:
+        since = datetime.fromtimestamp(entry.updated_at, UTC)
+    job = ctx.client.create_once(request, attempt_id, look_first=look_first, since=since)
+    ctx.crash("after_create")
+    ctx.ledger.mark_submitted(entry.key, job.id, job.result_url)
+    log.info("job_created", job_id=job.id, attempt_id=attempt_id)
+
+
+def _poll_and_publish(ctx: Context, entry: Entry) -> Outcome | None:
+    """Wait for the job; write outputs; return the outcome, or None when a new job should be created."""
+    assert entry.job_id is not None
+    gladia = ctx.config.gladia
+    job = CreatedJob(entry.job_id, entry.result_url or "")
+    try:
+        view = ctx.client.wait(job, initial=gladia.poll_initial_seconds, cap=gladia.poll_max_seconds,
+                               deadline=poll_deadline(entry.duration))
+    except JobFailedError as exc:
+        attempts = entry.job_attempts
+        if exc.retryable and attempts < ctx.config.workers.max_job_attempts:
+            log.warning("job_error_retrying", job_id=entry.job_id, error_code=exc.error_code, job_attempts=attempts)
+            ctx.ledger.clear_job(entry.key, keep_upload=True)
+            return None
+        return _fail(ctx, entry.key, f"Gladia job {entry.job_id} ended in error (error_code {exc.error_code})")
+    ctx.ledger.store_result(entry.key, view.raw)
+    ctx.crash("after_result")
+    log.info("job_done", job_id=entry.job_id)
+    return publish_stored(ctx, entry.key)
+
+
+def publish_stored(ctx: Context, key: str, paths: Sequence[str] | None = None) -> Outcome:
+    """Write outputs from the stored result for every path of this content still in an inbox; mark done."""
+    entry = ctx.ledger.get(key)
+    if entry is None or ctx.ledger.load_result(key) is None:
+        return Outcome.SKIPPED
+    written = publish_outputs(ctx.ledger, ctx.config, key, paths, crash=ctx.crash)
+    if written or paths is None:
+        _after_done(ctx, entry, written)
+    return Outcome.DONE
+
+
+def publish_outputs(ledger: Ledger, config: Config, key: str, paths: Sequence[str] | None = None, *,
+                    crash: Callable[[str], None] | None = None) -> list[str]:
+    """Render the stored result of `key` for each of its paths (or `paths`) still in an inbox, write the
+    outputs atomically, record them and mark the content done; return the output paths written."""
+    entry = ledger.get(key)
+    body = ledger.load_result(key)
+    if entry is None or body is None:
+        return []
+    view = parse_job(body)
+    outputs = dict(entry.outputs)
+    written: list[str] = []
+    for text in paths if paths is not None else entry.paths:
+        source = Path(text)
+        root = inbox_root(config, source)
+        if root is None or not source.exists():
+            continue
+        ours = {Path(p): digest for p, digest in outputs.items()}
+        report = publish(view, source, root, config.output, ours=ours,
+                         owner_of=functools.partial(_other_owner, ledger, key=key))
+        for path, reason in report.conflicts:
+            ledger.note_conflict(key, str(path), reason)
+            log.warning("output_conflict", output=str(path), reason=reason)
+        for path, digest in report.written.items():
+            outputs[str(path)] = digest
+            written.append(str(path))
+        log.info("transcript_written", source=str(source), outputs=sorted(str(p) for p in report.written))
+    if crash is not None:
+        crash("after_outputs")
+    ledger.mark_done(key, outputs)
+    return written
+
+
+def _other_owner(ledger: Ledger, path: Path, *, key: str) -> str | None:
+    owner = ledger.output_owner(str(path))
+    return owner if owner != key else None
+
+
+def _after_done(ctx: Context, entry: Entry, outputs: list[str]) -> None:
+    source = _source_of(entry)
+    hooks = ctx.config.hooks
+    if hooks.on_done and source is not None:
+        _hook(ctx, hooks.on_done, source, outputs, "done", "")
+    if ctx.config.output.after == "move" and source is not None and ctx.config.output.done_directory:
+        from transcribed.outputs.write import move_source
+
+        root = inbox_root(ctx.config, source)
+        if root is not None:
+            moved = move_source(source, root, ctx.config.output.done_directory)
+            log.info("source_moved", to=str(moved))
+
+
+def _hook(ctx: Context, argv: Sequence[str], source: Path, outputs: list[str], state: str, reason: str) -> None:
+    roles = {Path(output): Path(output).suffix.lstrip(".") for output in outputs}
+    placeholders = hook_placeholders(source, state, reason, [Path(o) for o in outputs], roles=roles)
+    outcome = run_hook(argv, placeholders, ctx.config.hooks.timeout_seconds, env=ctx.hook_env, stop=ctx.stop)
+    if outcome.ok:
+        log.info("hook_ran", hook=argv[0], state=state)
+    else:
+        log.warning("hook_failed", hook=argv[0], state=state, returncode=outcome.returncode,
+                    timed_out=outcome.timed_out, error=outcome.error, stderr=outcome.stderr_tail)
+
+
+def _fail(ctx: Context, key: str, reason: str) -> Outcome:
+    ctx.ledger.mark_failed(key, reason, retry_at=None)
+    log.error("file_failed", reason=reason)
+    entry = ctx.ledger.get(key)
+    source = _source_of(entry) if entry else None
+    if ctx.config.hooks.on_failed and source is not None:
+        _hook(ctx, ctx.config.hooks.on_failed, source, [], "failed", reason)
+    return Outcome.FAILED
+
+
+def _retry_later(ctx: Context, key: str, reason: str, delay: float | None = None, *, count: bool = True) -> Outcome:
+    entry = ctx.ledger.get(key)
+    attempts = entry.attempts if entry else 0
+    if count and attempts + 1 >= MAX_TRANSIENT_ATTEMPTS:
+        return _fail(ctx, key, f"gave up after {attempts + 1} attempts: {reason}")
+    if delay is None:
+        delay = ctx.rng.uniform(0.5, 1.0) * min(RETRY_CAP_SECONDS, 30.0 * 2 ** min(attempts, 16))
+    ctx.ledger.mark_failed(key, reason, retry_at=ctx.clock() + delay)
+    log.warning("file_retry_scheduled", reason=reason, retry_in=round(delay, 1), attempts=attempts + 1)
+    return Outcome.RETRY_LATER
+
+
+def _source_of(entry: Entry) -> Path | None:
+    for text in entry.paths:
+        path = Path(text)
+        if path.is_file():
+            return path
+    return None
+
+
+def inbox_root(config: Config, source: Path) -> Path | None:
+    """The inbox folder a source belongs to (the deepest match), or None when it is outside every inbox."""
+    best: Path | None = None
+    for root in config.inbox.paths:
+        if source.is_relative_to(root) and (best is None or len(root.parts) > len(best.parts)):
+            best = root
+    return best
