@@ -421,3 +421,18 @@ def test_a_failing_callback_does_not_stop_the_watcher(tmp_path: Path) -> None:
         recorder.wait_for(lambda: recorder.count(inbox / "second.mp3") == 1, "second")
     finally:
         watcher.stop()
+
+
+def test_a_watched_folder_swapped_for_a_symlink_out_is_not_followed(rig: Rig) -> None:
+    folder = rig.inbox / "sub"
+    folder.mkdir()
+    (folder / "before.mp3").write_bytes(b"b")
+    if rig.recursive:
+        rig.wait_ready(folder / "before.mp3")
+    folder.rename(rig.outside / "sub")            # the old watch may still be on this folder ...
+    folder.symlink_to(rig.outside / "sub")        # ... and its old path now leads outside
+    (rig.outside / "sub" / "escaped.mp3").write_bytes(b"e" * 10)
+    rig.recorder.wait_for(lambda: any(path == folder for path, _ in rig.recorder.problems), "link reported")
+    rig.watcher.rescan()
+    rig.sentinel()
+    assert rig.recorder.count(folder / "escaped.mp3") == 0

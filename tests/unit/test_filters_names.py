@@ -129,3 +129,13 @@ def test_a_temporary_suffix_always_wins(stem: str, extension: str, temporary: st
 def test_extensions_are_case_insensitive(stem: str, extension: str) -> None:
     assert NameFilter().accepts_file(f"{stem}.{extension.upper()}")
     assert NameFilter().accepts_file(f"{stem}.{extension}")
+
+
+media_like = st.builds(lambda stem, extension: f"{stem}.{extension}", names_strategy,
+                       st.sampled_from([*sorted(MEDIA_EXTENSIONS), "MP3", "Wav", "mKv", "part", "srt"]))
+
+
+@given(name=names_strategy | media_like)
+def test_the_fast_path_for_plain_filters_agrees_with_the_full_rules(name: str) -> None:
+    never = NameFilter(exclude=("\x00 matches no file name",))   # any exclude glob disables the fast path
+    assert DEFAULT.accepts_file(name) == never.accepts_file(name)

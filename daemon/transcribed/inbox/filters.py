@@ -82,9 +82,12 @@ class NameFilter:
     _exclude: tuple[re.Pattern[str] | None, re.Pattern[str] | None] = field(init=False, repr=False,
                                                                               compare=False)
 
+    _plain: bool = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "_include", _compile(tuple(self.include)))
         object.__setattr__(self, "_exclude", _compile(tuple(self.exclude)))
+        object.__setattr__(self, "_plain", not self.exclude)
 
     @property
     def uses_paths(self) -> bool:
@@ -95,12 +98,17 @@ class NameFilter:
         """Return None when a regular file called `name` counts as media, else a short reason for the log."""
         if not name or name[0] == ".":
             return "hidden"
+        # Fast path for rescans of large inboxes: an ordinary media name and no exclude globs. A media
+        # extension rules out every temporary, output and litter name; "~" starts take the long way.
+        dot = name.rfind(".")
+        if dot > 0 and self._plain and name[0] != "~" and name[dot + 1:].lower() in MEDIA_EXTENSIONS:
+            return None
         folded = name.casefold()
         dot = folded.rfind(".")
         extension = folded[dot + 1:] if dot > 0 else ""
         if extension in TEMPORARY_EXTENSIONS or folded[-1] == "~" or folded.startswith(TEMPORARY_PREFIXES):
             return "temporary or partial name"
-        if extension in OUTPUT_EXTENSIONS or OWN_TEMPORARY_MARK in folded:
+        if extension in OUTPUT_EXTENSIONS or (extension not in MEDIA_EXTENSIONS and OWN_TEMPORARY_MARK in folded):
             return "a transcript or temp file, not media"
         if folded in LITTER_NAMES:
             return "operating system or NAS litter"

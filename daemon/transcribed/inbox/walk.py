@@ -94,6 +94,9 @@ def classify(root: Root, path: str, *, recursive: bool, names: NameFilter) -> Fo
         reason = names.directory_reason(part, "/".join(parts[: depth + 1]) if names.uses_paths else None)
         if reason is not None:
             return Found(Kind.IGNORED, path, reason=f"below a skipped folder ({reason})")
+    # A folder swapped for a symlink after it was watched must not lead the look outside the inbox.
+    if len(parts) > 1 and not root.holds(os.path.realpath(path.rpartition("/")[0])):
+        return Found(Kind.IGNORED, path, reason="reached through a symlink leading outside the inbox")
     directory = root.text
     for part in ["", *parts[:-1]]:
         directory = join(directory, part) if part else directory
