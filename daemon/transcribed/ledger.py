@@ -28,6 +28,7 @@ from transcribed.ledger_errors import (
     LedgerError,
     LedgerTransitionError,
     LedgerVersionError,
+    translate,
 )
 from transcribed.ledger_open import Recovery
 from transcribed.ledger_reads import LedgerReads
@@ -71,9 +72,14 @@ class Ledger(LedgerReads):
         `clock` (wall-clock seconds) stamps every row; tests inject their own.
         """
         path = Path(path)
-        if read_only:
-            return cls(ledger_open.open_read_only(path), path, clock, read_only=True)
-        conn, recovery = ledger_open.open_for_writing(path, clock, rebuild=rebuild)
+        try:
+            if read_only:
+                return cls(ledger_open.open_read_only(path), path, clock, read_only=True)
+            conn, recovery = ledger_open.open_for_writing(path, clock, rebuild=rebuild)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        except OSError as exc:
+            raise LedgerError(f"cannot open the ledger {path}: {exc.strerror or exc}") from exc
         ledger = cls(conn, path, clock, read_only=False, recovery=recovery)
         if recovery is not None:
             ledger.set_meta("rebuilt_from", str(recovery.aside_path))

@@ -97,14 +97,15 @@ def inspect(path: Path) -> FileState:
 def check_open(conn: sqlite3.Connection, path: Path) -> str | None:
     """Given a read-write connection to an existing ledger, return why it is damaged, or None.
 
-    Runs PRAGMA quick_check, then folds the write-ahead log into the file and checks the file's size
-    against the page count (catches a tail that the log's replay did not explain).
+    Runs PRAGMA quick_check, then folds the write-ahead log into the file and, when all of it could be
+    folded in, checks the file's size against the page count (catches a tail that the log did not explain).
+    The checkpoint is PASSIVE: it never waits for, or blocks, another process using the ledger.
     """
     rows = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
     if rows != ["ok"]:
         return "quick_check: " + "; ".join(rows)
-    busy, _log, _moved = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    if busy == 0:
+    busy, logged, moved = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if busy == 0 and logged == moved:
         page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         page_count = int(conn.execute("PRAGMA page_count").fetchone()[0])
         size = path.stat().st_size

@@ -2,6 +2,7 @@
 large enough to make SQLite fold its log into the file now and then) and is killed at random moments.
 After each kill the ledger opens cleanly (no damage, no rebuild), every row is in a valid state, and every
 transition the worker had reported as returned is there: a transition is durable once its call returns.
+Before each kill a read-only ledger (what `transcribed status` opens) reads while the worker writes.
 
 Run as a script, this file is the worker: `python test_ledger_crash.py LEDGER SEED`.
 """
@@ -128,6 +129,13 @@ def run_and_kill(path: Path, seed: int, lines_before_kill: int) -> dict[str, str
             key, step = line.split()
             reported[key] = step
             lines_before_kill -= 1
+        if reported:  # `transcribed status` reads while the daemon writes: a consistent view, no error
+            with Ledger.open(path, read_only=True) as reader:
+                counts = reader.counts()
+                assert sum(counts.values()) >= 1
+                assert all(entry.state != "done" for entry in reader.in_flight())
+                reader.failures()
+                reader.pending()
     finally:
         os.kill(process.pid, signal.SIGKILL)
         _out, errors = process.communicate(timeout=30)
