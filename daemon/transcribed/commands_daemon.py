@@ -172,7 +172,8 @@ class Daemon:
                                                deadline=gladia.retry_deadline_seconds))
 
     def _serve(self, ledger: Ledger, *, once: bool) -> int:
-        ctx = job.Context(client=self._client(self.config), ledger=ledger, config=self.config, stop=self.stop,
+        breaker = CircuitBreaker(probe_interval=self.config.gladia.outage_probe_seconds)
+        ctx = job.Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
                           clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
                               self.environ))
         ledger.set_meta("daemon_pid", str(os.getpid()))

@@ -59,6 +59,7 @@ class GladiaConfig:
     retry_deadline_seconds: float = 600.0  # per call, for transient errors
     poll_initial_seconds: float = 1.0
     poll_max_seconds: float = 30.0
+    outage_probe_seconds: float = 60.0     # while the API keeps failing, one probe this often
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,7 @@ def _parse_gladia(s: _Section, environ: Mapping[str, str], path: Path | None, pr
         retry_deadline_seconds=s.number("retry_deadline_seconds", 600.0, above=True),
         poll_initial_seconds=initial,
         poll_max_seconds=s.number("poll_max_seconds", 30.0, minimum=initial),
+        outage_probe_seconds=s.number("outage_probe_seconds", 60.0, above=True),
     )
     s.finish()
     return config

@@ -1,0 +1,22 @@
+"""Fixtures for end-to-end tests: an emulator on 127.0.0.1 that accepts only the canary key."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support import KEY  # noqa: E402
+
+from transcribed.gladia.emulator import Emulator, EmulatorSettings  # noqa: E402
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    settings = EmulatorSettings(api_keys=frozenset({KEY}), processing_seconds=0.2, data_dir=tmp_path / "emulator")
+    with Emulator(settings) as running:
+        yield running

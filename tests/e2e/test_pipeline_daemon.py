@@ -1,0 +1,253 @@
+"""The daemon end to end: every file transcribed, never paid twice, crash-proof, resumable (issue #4).
+
+Real `transcribed` subprocesses against the emulator over real HTTP; counters come from the emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from support import KEY, DaemonProcess, make_wav, run_cli, wait_until, write_config
+
+from transcribed.gladia.emulator import Emulator
+from transcribed.pipeline.job import CRASH_POINTS
+
+FORMATS = ("txt", "srt", "vtt", "json")
+
+
+def setup(tmp_path: Path, emulator: Emulator, files: int = 3, **sections: dict) -> tuple[Path, Path, list[Path]]:
+    inbox = tmp_path / "inbox"
+    sources = [make_wav(inbox / f"talk-{i}.wav", seconds=1.0 + i % 3, tone=200 + 37 * i) for i in range(files)]
+    config = write_config(tmp_path / "config.toml", emulator.base_url, inbox, tmp_path / "state" / "ledger.db",
+                          **sections)
+    return config, inbox, sources
+
+
+def assert_complete(sources: list[Path]) -> None:
+    """Every source has every output, whole (no torn file, no temp file left visible)."""
+    for source in sources:
+        for fmt in FORMATS:
+            output = source.with_suffix("." + fmt)
+            assert output.is_file(), output
+        body = json.loads(source.with_suffix(".json").read_text())
+        assert body["status"] == "done"
+        assert source.with_suffix(".srt").read_text().startswith("1\n")
+    leftovers = [p for p in sources[0].parent.rglob(".*") if p.is_file()]
+    assert leftovers == []
+
+
+def creates_per_file(emulator: Emulator) -> dict[str, int]:
+    """How many jobs Gladia was asked to create for each uploaded file name."""
+    counts: dict[str, int] = {}
+    for job in emulator.jobs():
+        name = (job.get("file") or {}).get("filename", "?")  # type: ignore[union-attr]
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def once(config: Path, tmp_path: Path, **env: str):
+    return run_cli("once", "--config", str(config), timeout=180, **env)
+
+
+def test_once_transcribes_everything_and_exits_0(tmp_path: Path, emulator: Emulator) -> None:
+    config, _, sources = setup(tmp_path, emulator, files=4)
+    result = once(config, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_complete(sources)
+    assert emulator.counters()["jobs_created"] == 4
+    # A second run over the same inbox costs nothing: no upload, no job, no hashing needed.
+    uploads = emulator.counters().get("POST /v2/upload", 0)
+    again = once(config, tmp_path)
+    assert again.returncode == 0
+    assert emulator.counters().get("POST /v2/upload", 0) == uploads
+    assert emulator.counters()["jobs_created"] == 4
+
+
+def test_rename_copy_and_replace(tmp_path: Path, emulator: Emulator) -> None:
+    config, inbox, sources = setup(tmp_path, emulator, files=2)
+    assert once(config, tmp_path).returncode == 0
+    uploads = emulator.counters()["POST /v2/upload"]
+    renamed = inbox / "renamed.wav"
+    sources[0].rename(renamed)
+    (inbox / "sub").mkdir()
+    copy = inbox / "sub" / "copy.wav"
+    shutil.copy2(sources[1], copy)
+    assert once(config, tmp_path).returncode == 0
+    assert emulator.counters()["POST /v2/upload"] == uploads        # no new upload...
+    assert emulator.counters()["jobs_created"] == 2                   # ...and no new paid job
+    assert_complete([renamed, copy])
+    # Same name, new bytes: transcribed again.
+    make_wav(sources[1], seconds=2.5, tone=999)
+    time.sleep(0.01)
+    assert once(config, tmp_path).returncode == 0
+    assert emulator.counters()["jobs_created"] == 3
+    assert_complete([sources[1]])
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_crash_at_each_step_then_restart(tmp_path: Path, emulator: Emulator, point: str) -> None:
+    config, _, sources = setup(tmp_path, emulator, files=2, workers={"concurrency": 1})
+    crashed = once(config, tmp_path, TRANSCRIBED_CRASH_AT=point)
+    assert crashed.returncode == 97, crashed.stdout[-2000:]
+    result = once(config, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_complete(sources)
+    assert set(creates_per_file(emulator).values()) == {1}, creates_per_file(emulator)
+
+
+def test_kill_9_at_random_moments(tmp_path: Path, emulator: Emulator) -> None:
+    config, _, sources = setup(tmp_path, emulator, files=50, workers={"concurrency": 4})
+    rng = random.Random(7)
+    for round_number in range(6):
+        daemon = DaemonProcess(config, tmp_path / f"run-{round_number}.log")
+        time.sleep(rng.uniform(0.3, 2.0))    # the kill moment is the point of the test, not a wait
+        daemon.proc.send_signal(signal.SIGKILL)
+        daemon.proc.wait(30)
+    result = once(config, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_complete(sources)
+    counts = creates_per_file(emulator)
+    assert len(counts) == 50 and set(counts.values()) == {1}, counts
+
+
+def test_api_faults_everything_done_no_duplicate_jobs(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.set_faults(server_error_rate={"*": 0.15}, drop_rate={"POST /v2/pre-recorded": 0.3, "*": 0.05},
+                        rate_limit_next={"POST /v2/upload": 3}, retry_after_seconds=1,
+                        delay_seconds={"GET /v2/pre-recorded/{id}": 0.05}, truncate_rate={"*": 0.05})
+    config, _, sources = setup(tmp_path, emulator, files=8, workers={"concurrency": 3},
+                               gladia={"max_attempts": 20, "outage_probe_seconds": 1.0})
+    result = once(config, tmp_path)
+    if result.returncode != 0:      # a file may exhaust its per-run retries; the next run finishes it
+        emulator.set_faults(server_error_rate={}, drop_rate={}, truncate_rate={})
+        result = once(config, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_complete(sources)
+    counts = creates_per_file(emulator)
+    assert len(counts) == 8 and set(counts.values()) == {1}, counts
+
+
+def test_retry_after_is_honoured(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.set_faults(rate_limit_next={"POST /v2/upload": 1}, retry_after_seconds=2)
+    config, _, sources = setup(tmp_path, emulator, files=1)
+    daemon = DaemonProcess(config, tmp_path / "run.log", command="once")
+    assert daemon.wait(120) == 0
+    retries = [e for e in daemon.events() if e.get("event") == "api_retry" and e.get("status") == 429]
+    assert retries and retries[0]["retry_in"] >= 2.0
+    assert_complete(sources)
+
+
+def test_job_errors_5xx_become_a_new_job_4xx_fail_for_good(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.set_faults(job_error_rate=1.0, job_error_code=500)
+    config, _, sources = setup(tmp_path, emulator, files=1, workers={"max_job_attempts": 2})
+    assert once(config, tmp_path).returncode == 1
+    assert emulator.counters()["jobs_created"] == 2          # bounded: max_job_attempts
+    emulator.set_faults(job_error_rate=1.0, job_error_code=422)
+    make_wav(sources[0].with_name("other.wav"), tone=700)
+    assert once(config, tmp_path).returncode == 1
+    assert emulator.counters()["jobs_created"] == 3          # a 4xx job error is not retried
+    status = json.loads(run_cli("status", "--config", str(config), "--json").stdout)
+    reasons = " ".join(f["reason"] for f in status["failures"])
+    assert "error_code 422" in reasons and "error_code 500" in reasons
+    explained = run_cli("explain", "--config", str(config), str(sources[0])).stdout
+    assert "failed" in explained and "transcribed retry" in explained
+    emulator.set_faults(job_error_rate=0.0)
+    assert run_cli("retry", "--config", str(config), "--failed").returncode == 0
+    assert once(config, tmp_path).returncode == 0
+    assert_complete(sources)
+
+
+def test_sigterm_while_polling_exits_0_and_resumes_without_a_new_job(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.set_faults(hold_jobs=True)
+    config, _, sources = setup(tmp_path, emulator, files=2)
+    daemon = DaemonProcess(config, tmp_path / "run.log")
+    wait_until(lambda: emulator.counters().get("jobs_created", 0) == 2, message="jobs created")
+    started = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(15) == 0
+    assert time.monotonic() - started < 10.0 + 2.0
+    emulator.set_faults(hold_jobs=False)
+    assert once(config, tmp_path).returncode == 0
+    assert emulator.counters()["jobs_created"] == 2
+    assert_complete(sources)
+
+
+def test_sigterm_during_upload_then_a_second_signal_stops_at_once(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.set_faults(delay_seconds={"POST /v2/upload": 30.0})
+    config, _, sources = setup(tmp_path, emulator, files=1)
+    daemon = DaemonProcess(config, tmp_path / "run.log")
+    wait_until(lambda: emulator.counters().get("POST /v2/upload", 0) >= 1, message="an upload in flight")
+    daemon.signal(signal.SIGTERM)
+    wait_until(lambda: daemon.saw("stop_requested"), message="stop requested")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(10) == 75
+    emulator.set_faults(delay_seconds={})
+    assert once(config, tmp_path).returncode == 0
+    assert_complete(sources)
+    assert emulator.counters()["jobs_created"] == 1
+
+
+def test_a_bad_key_pauses_everything_until_a_reload_fixes_it(tmp_path: Path, emulator: Emulator) -> None:
+    config, inbox, sources = setup(tmp_path, emulator, files=2)
+    daemon = DaemonProcess(config, tmp_path / "run.log", GLADIA_API_KEY="sk_wrong_key")
+    wait_until(lambda: daemon.saw("api_key_rejected"), message="the loud 401 error")
+    rejected = [e for e in daemon.events() if e.get("event") == "api_key_rejected"]
+    assert len(rejected) == 1
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    text = config.read_text().replace("[gladia]", f'[gladia]\napi_key_file = "{key_file}"')
+    config.write_text(text)
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: all(s.with_suffix(".txt").exists() for s in sources), message="work resumed")
+    assert daemon.stop() == 0
+    assert_complete(sources)
+
+
+def test_outage_probes_about_once_per_interval_then_drains(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.set_faults(down=True, down_status=None)
+    config, _, sources = setup(tmp_path, emulator, files=5, gladia={"outage_probe_seconds": 2.0, "max_attempts": 3})
+    daemon = DaemonProcess(config, tmp_path / "run.log")
+    wait_until(lambda: daemon.saw("api_down"), message="the circuit to open")
+    before = sum(v for k, v in emulator.counters().items() if k.count(" ") == 1 and not k.startswith("GET /_"))
+    time.sleep(8.0)    # measuring the request rate while down needs a stretch of wall time
+    during = sum(v for k, v in emulator.counters().items() if k.count(" ") == 1 and not k.startswith("GET /_"))
+    assert during - before <= 8 / 2.0 + 2
+    emulator.set_faults(down=False)
+    wait_until(lambda: all(s.with_suffix(".txt").exists() for s in sources), timeout=90, message="drained")
+    assert daemon.stop() == 0
+    assert_complete(sources)
+
+
+def test_damaged_ledger_is_kept_aside_and_nothing_is_re_billed(tmp_path: Path, emulator: Emulator) -> None:
+    config, _, sources = setup(tmp_path, emulator, files=2)
+    assert once(config, tmp_path).returncode == 0
+    ledger = tmp_path / "state" / "ledger.db"
+    data = ledger.read_bytes()
+    ledger.write_bytes(data[: len(data) // 2] + b"garbage" * 100)
+    refused = once(config, tmp_path)
+    assert refused.returncode == 78 and "--rebuild-ledger" in refused.stderr
+    assert list(ledger.parent.glob("ledger.db.damaged-*"))
+    assert once(config, tmp_path).returncode == 78        # still refused: never silently empty
+    rebuilt = run_cli("once", "--config", str(config), "--rebuild-ledger", timeout=180)
+    assert rebuilt.returncode == 0, rebuilt.stdout[-2000:]
+    assert emulator.counters()["jobs_created"] <= 4
+
+
+def test_secret_canary_appears_nowhere(tmp_path: Path, emulator: Emulator) -> None:
+    config, _, sources = setup(tmp_path, emulator, files=2)
+    daemon = DaemonProcess(config, tmp_path / "run.log")
+    wait_until(lambda: all(s.with_suffix(".json").exists() for s in sources), message="outputs")
+    cmdline = Path(f"/proc/{daemon.proc.pid}/cmdline").read_bytes()
+    assert daemon.stop() == 0
+    assert KEY.encode() not in cmdline
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and "emulator" not in path.parts:
+            assert KEY.encode() not in path.read_bytes(), path
+    with sqlite3.connect(tmp_path / "state" / "ledger.db") as conn:
+        assert KEY not in "".join(conn.iterdump())
