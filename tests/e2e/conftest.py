@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support import KEY  # noqa: E402
+from support import KEY
 
-from transcribed.gladia.emulator import Emulator, EmulatorSettings  # noqa: E402
+from transcribed.gladia.emulator import Emulator, EmulatorSettings
 
 
 @pytest.fixture

@@ -194,7 +194,7 @@ def test_sigterm_during_upload_then_a_second_signal_stops_at_once(tmp_path: Path
 
 
 def test_a_bad_key_pauses_everything_until_a_reload_fixes_it(tmp_path: Path, emulator: Emulator) -> None:
-    config, inbox, sources = setup(tmp_path, emulator, files=2)
+    config, _, sources = setup(tmp_path, emulator, files=2)
     daemon = DaemonProcess(config, tmp_path / "run.log", GLADIA_API_KEY="sk_wrong_key")
     wait_until(lambda: daemon.saw("api_key_rejected"), message="the loud 401 error")
     rejected = [e for e in daemon.events() if e.get("event") == "api_key_rejected"]
@@ -225,7 +225,7 @@ def test_outage_probes_about_once_per_interval_then_drains(tmp_path: Path, emula
 
 
 def test_damaged_ledger_is_kept_aside_and_nothing_is_re_billed(tmp_path: Path, emulator: Emulator) -> None:
-    config, _, sources = setup(tmp_path, emulator, files=2)
+    config, _, _ = setup(tmp_path, emulator, files=2)
     assert once(config, tmp_path).returncode == 0
     ledger = tmp_path / "state" / "ledger.db"
     data = ledger.read_bytes()
