@@ -78,6 +78,15 @@ class Rig:
         self.wait_ready(path)
 
 
+def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Poll a condition nothing notifies about, until a generous deadline."""
+    deadline, pause = time.monotonic() + DEADLINE, threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        pause.wait(0.02)
+
+
 def config_for(mode: str, inbox: Path, **overrides: object) -> InboxConfig:
     observer = "polling" if mode.startswith("polling") else "native"
     values: dict[str, object] = {
@@ -394,7 +403,7 @@ def test_a_missing_inbox_is_watched_once_it_exists(tmp_path: Path) -> None:
         assert watcher.wait_started(DEADLINE)
         assert watcher.observer_modes() == {inbox: "none"}
         inbox.mkdir()
-        recorder.wait_for(lambda: watcher.observer_modes() == {inbox: "native"}, "watch started")
+        eventually(lambda: watcher.observer_modes() == {inbox: "native"}, "watch started")
         (inbox / "late.mp3").write_bytes(b"l")
         recorder.wait_for(lambda: recorder.count(inbox / "late.mp3") == 1, "file in the late inbox")
     finally:

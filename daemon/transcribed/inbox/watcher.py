@@ -154,6 +154,8 @@ class Watcher:
     # ---- observers --------------------------------------------------------------------------------------
 
     def _start_observers(self) -> None:
+        """Start an observer for each root that has none running. Starting can be slow (a polling
+        snapshot of a large share), so it happens outside the lock; stop() may run meanwhile."""
         mount_table: str | None = None
         if self._mount_table is _READ_MOUNT_TABLE:
             mount_table = mounts.read_mount_table()
@@ -166,22 +168,27 @@ class Watcher:
                 current = self._observers.get(root.index)
                 if current is not None and observers.is_running(current):
                     continue
-                if current is not None:
-                    del self._observers[root.index]
-                    observers.stop_observers([current], timeout=_JOIN_SECONDS)
-                    log.warning("watch_lost", root=root.text)
-                mode, reason = mounts.choose_observer(self._config.observer, root.real, mount_table)
+                self._observers.pop(root.index, None)
+            if current is not None:
+                observers.stop_observers([current], timeout=_JOIN_SECONDS)
+                log.warning("watch_lost", root=root.text)
+            mode, reason = mounts.choose_observer(self._config.observer, root.real, mount_table)
+            observer = self._try_observer(root, mode, reason)
+            if observer is None and mode == "native" and self._config.observer == "auto":
+                mode, reason = "polling", "native events unavailable for this folder"
                 observer = self._try_observer(root, mode, reason)
-                if observer is None and mode == "native" and self._config.observer == "auto":
-                    mode, reason = "polling", "native events unavailable for this folder"
-                    observer = self._try_observer(root, mode, reason)
+            with self._observer_lock:
+                if observer is not None and not self._stopping.is_set():
+                    self._observers[root.index] = observer
+                    self._modes[root.path], self._reasons[root.path] = mode, reason
+                    log.info("watch_started", root=root.text, mode=mode, reason=reason,
+                             recursive=self._config.recursive)
+                    continue
                 if observer is None:
                     self._modes[root.path], self._reasons[root.path] = "none", "could not watch"
-                    continue
-                self._observers[root.index] = observer
-                self._modes[root.path], self._reasons[root.path] = mode, reason
-                log.info("watch_started", root=root.text, mode=mode, reason=reason,
-                         recursive=self._config.recursive)
+            if observer is not None:  # stop() ran while it was starting
+                observers.stop_observers([observer], timeout=_JOIN_SECONDS)
+                return
 
     def _try_observer(self, root: Root, mode: str, reason: str) -> BaseObserver | None:
         try:
