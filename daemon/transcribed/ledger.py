@@ -277,6 +277,22 @@ class Ledger(LedgerReads):
                                     "audio_url = CASE WHEN ? = 'uploaded' THEN audio_url END, "
                                     "next_retry_at = NULL, reason = NULL", target, target)
 
+    def fail_job(self, key: str, reason: str) -> None:
+        """A job that ended in error, for good: -> failed (permanent) with `reason`, the job and intent
+        forgotten and the upload kept, in one transaction, so `retry` creates a new job from the same
+        upload instead of polling a dead one."""
+        text = safe_text(reason)
+        now = self._now()
+        with self._writing() as conn:
+            row = self._row(conn, key)
+            if row.state == "done":
+                raise LedgerTransitionError(f"cannot fail {key}: it is done")
+            conn.execute("UPDATE intents SET closed_at = ? WHERE content = ? AND closed_at IS NULL",
+                         (now, row.id))
+            self._update(conn, key, "state = 'failed', job_id = NULL, result_url = NULL, attempt_id = NULL, "
+                                    "reason = ?, last_error = ?, attempts = attempts + 1, next_retry_at = NULL",
+                         text, text)
+
     def reset_for_retry(self, key: str) -> None:
         """`transcribed retry`: failed/skipped -> submitted when a job is recorded (poll it again: no new
         job), else uploaded when an audio URL is recorded, else discovered; attempts resets to 0.

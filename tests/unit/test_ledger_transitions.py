@@ -347,3 +347,22 @@ def test_read_only_open_of_a_missing_ledger(tmp_path: Path) -> None:
     with pytest.raises(LedgerError):
         Ledger.open(tmp_path / "absent.sqlite3", read_only=True)
     assert not (tmp_path / "absent.sqlite3").exists()
+
+
+def test_fail_job_forgets_the_dead_job_so_retry_creates_a_new_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from transcribed.ledger import Ledger
+
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        ledger.record_seen("sha256:" + "a" * 64, "/in/a.wav", "/in", 1, 2, 3, 4)
+        key = "sha256:" + "a" * 64
+        ledger.mark_uploading(key)
+        ledger.mark_uploaded(key, "https://x/file/1")
+        ledger.mark_intent(key, "attempt-1")
+        ledger.mark_submitted(key, "job-1", "https://x/v2/pre-recorded/job-1")
+        ledger.fail_job(key, "Gladia job job-1 ended in error (error_code 500)")
+        entry = ledger.get(key)
+        assert entry is not None and entry.state == "failed" and entry.next_retry_at is None
+        assert entry.job_id is None and entry.attempt_id is None and entry.audio_url == "https://x/file/1"
+        ledger.reset_for_retry(key)
+        entry = ledger.get(key)
+        assert entry is not None and entry.state == "uploaded"

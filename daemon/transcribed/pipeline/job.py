@@ -182,7 +182,8 @@ def _poll_and_publish(ctx: Context, entry: Entry) -> Outcome | None:
             log.warning("job_error_retrying", job_id=entry.job_id, error_code=exc.error_code, job_attempts=attempts)
             ctx.ledger.clear_job(entry.key, keep_upload=True)
             return None
-        return _fail(ctx, entry.key, f"Gladia job {entry.job_id} ended in error (error_code {exc.error_code})")
+        return _fail(ctx, entry.key, f"Gladia job {entry.job_id} ended in error (error_code {exc.error_code})",
+                     job_ended=True)
     ctx.ledger.store_result(entry.key, view.raw)
     ctx.crash("after_result")
     log.info("job_done", job_id=entry.job_id)
@@ -262,8 +263,11 @@ def _hook(ctx: Context, argv: Sequence[str], source: Path, outputs: list[str], s
                     timed_out=outcome.timed_out, error=outcome.error, stderr=outcome.stderr_tail)
 
 
-def _fail(ctx: Context, key: str, reason: str) -> Outcome:
-    ctx.ledger.mark_failed(key, reason, retry_at=None)
+def _fail(ctx: Context, key: str, reason: str, *, job_ended: bool = False) -> Outcome:
+    if job_ended:
+        ctx.ledger.fail_job(key, reason)    # `retry` then creates a new job from the same upload
+    else:
+        ctx.ledger.mark_failed(key, reason, retry_at=None)
     log.error("file_failed", reason=reason)
     entry = ctx.ledger.get(key)
     source = _source_of(entry) if entry else None
