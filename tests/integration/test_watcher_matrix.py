@@ -148,12 +148,12 @@ def test_a_file_written_slowly_is_handed_on_only_when_complete(rig: Rig) -> None
     path = rig.inbox / "recording.wav"
     pause = threading.Event()
     with path.open("wb") as recorder_output:
-        for _ in range(20):   # 2 s of writing, a chunk every 0.1 s (well inside the 0.4 s settle time)
+        for _ in range(40):   # 2 s of writing, a chunk every 0.05 s (well inside the 0.4 s settle time)
             recorder_output.write(b"r" * 4096)
             recorder_output.flush()
-            pause.wait(0.1)
+            pause.wait(0.05)
     item = rig.wait_ready(path)
-    assert item.size == 20 * 4096
+    assert item.size == 40 * 4096
     rig.sentinel()
     assert rig.recorder.count(path) == 1
 
