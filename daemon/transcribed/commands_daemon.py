@@ -120,6 +120,8 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.notifier = Notifier.from_env(environ)
         self.crash_at = environ.get("TRANSCRIBED_CRASH_AT") or None
+        hang = environ.get("TRANSCRIBED_TEST_HANG_MAIN_LOOP_AFTER")
+        self.hang_at = time.monotonic() + float(hang) if hang else None
 
     def main(self, *, once: bool) -> int:
         cli.install_stop_signals(self.stop, on_second=self._hard_stop, on_first=self._on_first_signal)
@@ -151,13 +153,7 @@ class Daemon:
             self.notifier.stopping()
 
     def _open_ledger(self) -> Ledger:
-        path = self.config.ledger.path
-        rebuild = bool(self.args.rebuild_ledger)
-        if not path.exists() and not rebuild:
-            damaged = sorted(path.parent.glob(path.name + ".damaged-*")) if path.parent.exists() else []
-            if damaged:
-                raise LedgerDamagedError(damaged[-1], "the ledger is missing and a damaged one lies beside it")
-        ledger = Ledger.open(path, rebuild=rebuild)
+        ledger = Ledger.open(self.config.ledger.path, rebuild=bool(self.args.rebuild_ledger))
         if ledger.recovery is not None:
             log.warning("ledger_rebuilt", aside=str(ledger.recovery.aside_path),
                         salvaged=str(ledger.recovery.salvaged))
@@ -203,6 +199,9 @@ class Daemon:
         last_status = ""
         try:
             while not self.stop.wait(tick):
+                if self.hang_at is not None and time.monotonic() >= self.hang_at:
+                    self.stop.wait()          # test-only: a hung main loop sends no more WATCHDOG=1
+                    break
                 self.notifier.watchdog_ping()
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
@@ -279,13 +278,13 @@ class Daemon:
 def hook_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment hooks and helpers run with: ours, minus the key and systemd's notify plumbing."""
     private = ("GLADIA_API_KEY", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-               "TRANSCRIBED_CRASH_AT")
+               "TRANSCRIBED_CRASH_AT", "TRANSCRIBED_TEST_HANG_MAIN_LOOP_AFTER")
     return {name: value for name, value in environ.items() if name not in private}
 
 
 def _status_line(pool: Pool) -> str:
     snap = pool.snapshot()
-    parts = [f"{snap.in_flight} in flight", f"{snap.queued} queued", f"{snap.done_this_run} done"]
+    parts = [f"{snap.in_flight} in flight", f"{snap.queued} queued", f"{snap.done_today} done today"]
     if snap.failed_this_run:
         parts.append(f"{snap.failed_this_run} failed")
     if snap.paused:

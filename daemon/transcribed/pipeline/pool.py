@@ -20,7 +20,7 @@ from pathlib import Path
 import structlog
 
 from transcribed.fingerprint import fingerprint
-from transcribed.inbox.watcher import ReadyFile
+from transcribed.inbox import ReadyFile
 from transcribed.ledger import Entry
 from transcribed.pipeline import job
 from transcribed.pipeline.job import Context, Outcome
@@ -35,6 +35,7 @@ class Snapshot:
     in_flight: int
     queued: int
     done_this_run: int
+    done_today: int
     failed_this_run: int
     paused: str | None
     api_down: bool
@@ -71,6 +72,7 @@ class Pool:
         self._stats = _Stats()
         self._threads: list[threading.Thread] = []
         self._last_error: str | None = None
+        self._done_today = (self._today(), int(ctx.ledger.get_meta(f"done:{self._today()}") or 0))
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -124,7 +126,8 @@ class Pool:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(len(self._running), len(self._queued) + len(self._intake), self._stats.done,
-                            self._stats.failed, self._paused, self.ctx.client.breaker.is_open, self._last_error)
+                            self._done_today[1], self._stats.failed, self._paused,
+                            self.ctx.client.breaker.is_open, self._last_error)
 
     def outcome_of(self, key: str) -> Outcome | None:
         with self._lock:
@@ -250,6 +253,7 @@ class Pool:
                 self._stats.outcomes[key] = outcome
                 if outcome is Outcome.DONE:
                     self._stats.done += 1
+                    self._count_done_today()
                 elif outcome is Outcome.FAILED:
                     self._stats.failed += 1
                 if outcome in (Outcome.FAILED, Outcome.RETRY_LATER):
@@ -270,6 +274,16 @@ class Pool:
             log.error("api_key_rejected", action="all new work paused until the key is fixed: update the key, then "
                                                 "`systemctl reload transcribed` (SIGHUP) or restart")
             self.ctx.ledger.set_meta("paused_reason", self._paused or "")
+
+    def _today(self) -> str:
+        return time.strftime("%Y-%m-%d", time.localtime(self.ctx.clock()))
+
+    def _count_done_today(self) -> None:
+        """Called with the lock held: the day's count survives restarts (kept in the ledger's meta)."""
+        today = self._today()
+        count = self._done_today[1] + 1 if self._done_today[0] == today else 1
+        self._done_today = (today, count)
+        self.ctx.ledger.set_meta(f"done:{today}", str(count))
 
     def _changed(self) -> None:
         if self._on_change is not None:
