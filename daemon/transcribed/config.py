@@ -23,6 +23,7 @@ from transcribed.errors import ConfigError
 ObserverMode = Literal["auto", "native", "polling"]
 AfterMode = Literal["keep", "move"]
 LogFormat = Literal["auto", "json", "console"]
+ExtractMode = Literal["auto", "always", "never"]
 
 
 class Secret:
@@ -119,6 +120,21 @@ class HooksConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    extract_audio: ExtractMode = "auto"    # auto: videos, big or unusual audio files, several audio tracks
+    extract_threshold_mb: float = 100.0    # in auto mode, audio files larger than this are extracted
+    audio_stream: int | str = ""           # stream number (#0:N as ffprobe prints it), a language code, or ""
+    max_duration_minutes: float = 135.0    # Gladia's limit per job (API.md §2); longer media is split
+    max_upload_mb: float = 1000.0          # Gladia's upload limit (MB = 1,000,000 bytes); larger is split
+    codec: str = "opus"                    # of extracts: opus (Ogg), aac (m4a), mp3, flac, wav
+    bitrate_kbps: int = 32                 # per channel, for opus, aac and mp3
+    ffmpeg: str = "ffmpeg"                 # a command on PATH or a path
+    ffprobe: str = "ffprobe"
+    temp_directory: Path | None = None     # None: a private directory under the system temp
+    probe_timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class Config:
     gladia: GladiaConfig = field(default_factory=GladiaConfig)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
@@ -128,6 +144,7 @@ class Config:
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     log: LogConfig = field(default_factory=LogConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     source: Path | None = None             # the file it came from, if any
 
 
@@ -138,6 +155,7 @@ class Config:
 DEFAULT_PATH = Path("/etc/transcribed/config.toml")
 EX_CONFIG = 78
 OUTPUT_FORMATS = ("txt", "srt", "vtt", "json", "md")
+MEDIA_CODECS = ("opus", "aac", "mp3", "flac", "wav")
 CREDENTIAL_NAME = "gladia-api-key"
 # Request fields the daemon sets itself, per job; never from [transcription].
 DAEMON_OWNED_FIELDS = ("audio_url", "callback", "callback_config", "callback_url", "custom_metadata")
@@ -303,7 +321,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     problems: list[str] = []
     warnings: list[str] = []
     base = path.parent if path is not None else None
-    sections = {"gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks"}
+    sections = {"gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media"}
     for name in sorted(set(table) - sections):
         problems.append(f"{name}: unknown section (expected one of: {', '.join(sorted(sections))})")
 
@@ -337,6 +355,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
         timeout_seconds=hooks_section.number("timeout_seconds", 60.0, above=True),
     )
     hooks_section.finish()
+    media = _parse_media(section("media"))
     for name, folder in (("output.done_directory", output.done_directory), ("output.directory", output.directory),
                          ("ledger.path", ledger.path)):
         if folder is not None and any(folder.is_relative_to(inbox_path) for inbox_path in inbox.paths):
@@ -344,7 +363,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     if problems:
         raise ConfigError(problems, str(path) if path else "")
     config = Config(gladia=gladia, transcription=transcription, inbox=inbox, output=output, ledger=ledger,
-                    workers=workers, log=log, hooks=hooks, source=path)
+                    workers=workers, log=log, hooks=hooks, media=media, source=path)
     return config, warnings
 
 
@@ -527,6 +546,49 @@ def _parse_output(s: _Section, problems: list[str]) -> OutputConfig:
     return config
 
 
+def _parse_media(s: _Section) -> MediaConfig:
+    config = MediaConfig(
+        extract_audio=s.string("extract_audio", "auto", ("auto", "always", "never")),  # type: ignore[arg-type]
+        extract_threshold_mb=s.number("extract_threshold_mb", 100.0),
+        audio_stream=_audio_stream(s),
+        max_duration_minutes=s.number("max_duration_minutes", 135.0, minimum=1.0, maximum=24 * 60.0),
+        max_upload_mb=s.number("max_upload_mb", 1000.0, minimum=1.0),
+        codec=s.string("codec", "opus", MEDIA_CODECS),
+        bitrate_kbps=s.integer("bitrate_kbps", 32, minimum=6, maximum=256),
+        ffmpeg=_tool(s, "ffmpeg"),
+        ffprobe=_tool(s, "ffprobe"),
+        temp_directory=s.path("temp_directory", None),
+        probe_timeout_seconds=s.number("probe_timeout_seconds", 60.0, above=True),
+    )
+    s.finish()
+    return config
+
+
+def _audio_stream(s: _Section) -> int | str:
+    """A stream number, a language code ("en", "fra", "pt-BR"), or "" for the file's default stream."""
+    value = s._get("audio_stream")
+    if value is _MISSING or value == "":
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10_000:
+        return value
+    if isinstance(value, str):
+        parts = value.replace("_", "-").split("-")
+        if 2 <= len(parts[0]) <= 3 and parts[0].isascii() and parts[0].isalpha() \
+                and all(p and p.isascii() and p.isalnum() for p in parts[1:]):
+            return value
+    s._bad("audio_stream", 'a stream number (0, 1, ...), a language code such as "en" or "fra", or ""', value)
+    return ""
+
+
+def _tool(s: _Section, name: str) -> str:
+    """A command looked up on PATH, or a path (relative ones taken from the config file's folder)."""
+    value = s.string(name, name)
+    if not value.strip():
+        s._bad(name, "a command name or a path", value)
+        return name
+    return str(s._resolve(value)) if "/" in value else value
+
+
 def to_toml_dict(config: Config) -> dict[str, Any]:
     """Return the effective config as a TOML-ready table, the API key masked."""
     def clean(value: Any) -> Any:
@@ -541,7 +603,7 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
         return value
 
     out: dict[str, Any] = {}
-    for name in ("gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks"):
+    for name in ("gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media"):
         section = getattr(config, name)
         values = dict(section.request) if name == "transcription" else dataclasses.asdict(section)
         if name == "gladia":
