@@ -6,7 +6,10 @@ expected (ConfigError.problems). The file is the public contract documented in c
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import ipaddress
 import os
 import stat
 import string
@@ -134,6 +137,24 @@ class MediaConfig:
     probe_timeout_seconds: float = 60.0
 
 
+CallbackMethod = Literal["POST", "PUT"]
+
+
+@dataclass(frozen=True)
+class CallbackConfig:
+    enabled: bool = False                  # learn of finished jobs by callback/webhook too (polling slows down)
+    listen: str = "127.0.0.1:8787"         # where the receiver binds: host:port, IPv6 as "[::1]:8787"
+    public_url: str = ""                   # the address Gladia calls (required when enabled), no trailing "/"
+    method: CallbackMethod = "POST"        # how Gladia sends the per-job callback
+    webhook_secret: Secret | None = None   # Svix "whsec_..." of the account webhook: unsigned ones are refused
+    max_body_bytes: int = 16 * 1024 * 1024  # a callback carries the whole result
+    safety_poll_seconds: float = 60.0      # jobs in flight are still polled this often, in case a callback is lost
+
+    def address(self) -> tuple[str, int]:
+        """Return `listen` as (host, port); raise ValueError when it is not host:port or [IPv6]:port."""
+        return _split_listen(self.listen)
+
+
 @dataclass(frozen=True)
 class Config:
     gladia: GladiaConfig = field(default_factory=GladiaConfig)
@@ -145,6 +166,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    callback: CallbackConfig = field(default_factory=CallbackConfig)
     source: Path | None = None             # the file it came from, if any
 
 
@@ -321,7 +343,8 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     problems: list[str] = []
     warnings: list[str] = []
     base = path.parent if path is not None else None
-    sections = {"gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media"}
+    sections = {"gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media",
+                "callback"}
     for name in sorted(set(table) - sections):
         problems.append(f"{name}: unknown section (expected one of: {', '.join(sorted(sections))})")
 
@@ -356,6 +379,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     )
     hooks_section.finish()
     media = _parse_media(section("media"))
+    callback = _parse_callback(section("callback"))
     for name, folder in (("output.done_directory", output.done_directory), ("output.directory", output.directory),
                          ("ledger.path", ledger.path)):
         if folder is not None and any(folder.is_relative_to(inbox_path) for inbox_path in inbox.paths):
@@ -363,7 +387,8 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     if problems:
         raise ConfigError(problems, str(path) if path else "")
     config = Config(gladia=gladia, transcription=transcription, inbox=inbox, output=output, ledger=ledger,
-                    workers=workers, log=log, hooks=hooks, media=media, source=path)
+                    workers=workers, log=log, hooks=hooks, media=media, callback=callback,
+                    source=path)
     return config, warnings
 
 
@@ -589,6 +614,67 @@ def _tool(s: _Section, name: str) -> str:
     return str(s._resolve(value)) if "/" in value else value
 
 
+def _split_listen(text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        ipaddress.IPv6Address(host)  # ValueError when it is not one
+    elif ":" in host or not host or any(c.isspace() or c in "/[]@" for c in host):
+        raise ValueError(f"not host:port: {text!r}")
+    if not colon or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
+        raise ValueError(f"not host:port: {text!r}")
+    return host, int(port)
+
+
+def _is_svix_secret(text: str) -> bool:
+    try:
+        return text.startswith("whsec_") and bool(base64.b64decode(text.removeprefix("whsec_"), validate=True))
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _parse_callback(s: _Section) -> CallbackConfig:
+    enabled = s.boolean("enabled", False)
+    listen = s.string("listen", CallbackConfig.listen)
+    try:
+        port_ok = _split_listen(listen)[1] > 0
+    except ValueError:
+        port_ok = False
+    if not port_ok:
+        s.problems.append(f"callback.listen: expected host:port (IPv6 as [::1]:8787, port 1-65535), got {listen!r}")
+    public_url = s.string("public_url", "").rstrip("/")
+    if public_url:
+        try:
+            parts = urlsplit(public_url)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:
+            usable = False
+        if not usable or parts.username or parts.password or parts.query or parts.fragment:
+            shown = "a URL with credentials" if usable and (parts.username or parts.password) else repr(public_url)
+            s.problems.append(f"callback.public_url: expected an http(s) URL without credentials, query or "
+                              f"fragment, e.g. https://host.example/transcribed, got {shown}")
+    elif enabled:
+        s.problems.append("callback.public_url: required when callback.enabled = true (the address Gladia "
+                          "calls, e.g. https://host.example/transcribed)")
+    secret_text = s.optional_string("webhook_secret")
+    if secret_text is not None and not _is_svix_secret(secret_text):
+        # The value is a secret: never repeated in the message.
+        s.problems.append('callback.webhook_secret: expected a Svix secret "whsec_<base64>" (as Gladia shows it)')
+        secret_text = None
+    config = CallbackConfig(
+        enabled=enabled,
+        listen=listen,
+        public_url=public_url,
+        method=s.string("method", "POST", ("POST", "PUT")),  # type: ignore[arg-type]
+        webhook_secret=Secret(secret_text) if secret_text else None,
+        max_body_bytes=s.integer("max_body_bytes", CallbackConfig.max_body_bytes, minimum=64 * 1024,
+                                 maximum=1024 * 1024 * 1024),
+        safety_poll_seconds=s.number("safety_poll_seconds", 60.0, minimum=1.0),
+    )
+    s.finish()
+    return config
+
+
 def to_toml_dict(config: Config) -> dict[str, Any]:
     """Return the effective config as a TOML-ready table, the API key masked."""
     def clean(value: Any) -> Any:
@@ -603,7 +689,8 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
         return value
 
     out: dict[str, Any] = {}
-    for name in ("gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media"):
+    for name in ("gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media",
+                 "callback"):
         section = getattr(config, name)
         values = dict(section.request) if name == "transcription" else dataclasses.asdict(section)
         if name == "gladia":
