@@ -19,9 +19,11 @@ from pathlib import Path
 
 import structlog
 
+from transcribed.config import Config
 from transcribed.fingerprint import fingerprint
 from transcribed.inbox import ReadyFile
 from transcribed.ledger import Entry
+from transcribed.outputs.write import output_directory
 from transcribed.pipeline import job
 from transcribed.pipeline.job import Context, Outcome
 
@@ -169,7 +171,7 @@ class Pool:
         if key is not None:
             known = ledger.get(key)
             if known is not None and path in known.paths and known.state in ("done", "skipped") \
-                    and (known.state == "skipped" or _has_outputs_for(known, path)):
+                    and (known.state == "skipped" or _has_outputs_for(self.ctx.config, known, path)):
                 return None   # the restart fast path: a stat and a read, no write, no hash
         if key is None:
             key = fingerprint(ready.path)
@@ -184,7 +186,7 @@ class Pool:
         if created:
             log.info("file_discovered", file=path, key=key[:19], bytes=ready.size)
         if entry.state == "done":
-            if not _has_outputs_for(entry, path):
+            if not _has_outputs_for(self.ctx.config, entry, path):
                 # A copy or a rename of finished content: outputs from the stored result, no new job.
                 log.info("known_content_new_path", file=path, key=key[:19])
                 job.publish_stored(self.ctx, key, [path])
@@ -290,12 +292,21 @@ class Pool:
             self._on_change()
 
 
-def _has_outputs_for(entry: Entry, path: str) -> bool:
-    """True when outputs beside (or for) this source path were written and still exist."""
-    stem = Path(path).stem
-    parent = str(Path(path).parent)
-    return any(Path(p).name.startswith(stem) and Path(p).exists() and (str(Path(p).parent) == parent)
-               for p in entry.outputs)
+def _has_outputs_for(config: Config, entry: Entry, path: str) -> bool:
+    """True when the ledger records outputs written for this source path (named after its stem or its full
+    name, in its output folder). Trusts the ledger, with no stat per output: a restart stays one stat a file;
+    `transcribed render` re-writes outputs a user deleted."""
+    source = Path(path)
+    root = job.inbox_root(config, source)
+    if root is None:
+        return True
+    directory = output_directory(source, root, config.output.directory)
+    prefixes = (source.stem + ".", source.name + ".")
+    for output in entry.outputs:
+        candidate = Path(output)
+        if candidate.parent == directory and candidate.name.startswith(prefixes):
+            return True
+    return False
 
 
 def wait_all(pool: Pool, keys: Iterable[str], stop: threading.Event, poll: float = 0.2) -> None:
