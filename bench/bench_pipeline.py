@@ -1,0 +1,266 @@
+"""The pipeline against a script using the official SDK (issue 4), both against the emulator in one run.
+
+    .venv/bin/python bench/bench_pipeline.py [--files 300] [--concurrency 8] [--rounds 5]
+                                             [--latency-jobs 16] [--skip-throughput] [--skip-latency]
+
+1. Throughput: `files` small WAV files (distinct content), emulator answering at once (processing_seconds=0),
+   concurrency 8. Files per second of `transcribed once` (the installed command, as a subprocess, default
+   output formats, fresh inbox copy and ledger per run) against a script that calls the official
+   `gladiaio_sdk` `prerecorded().transcribe(path)` from 8 threads and writes each transcript to `<stem>.txt`
+   beside its file (also a subprocess: both times run from process start to exit). A fresh emulator (in a
+   process of its own) per run; the two alternate `rounds` times; medians. Target: >= 1.0x the SDK.
+2. Polling: `latency-jobs` jobs lasting 2-60 s (WAV durations spread evenly, processing_factor=1), concurrency
+   = the number of jobs, both modes at the same time, each against its own emulator. GET polls per job
+   (the emulator's "GET /v2/pre-recorded/{id}" counter) and the mean delay between a job finishing (the
+   emulator's completed_at) and its `.txt` being written (its mtime), against the SDK's fixed 3 s interval.
+   Targets: fewer polls per job than the SDK, and a mean delay no worse.
+Everything lives in a temp dir removed at the end; the emulators end with the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from emulator_process import EmulatorProcess
+
+KEY = "bench-pipeline-key"
+SAMPLE_RATE = 8000
+GET_ROUTE = "GET /v2/pre-recorded/{id}"
+TRANSCRIBED = Path(sys.executable).with_name("transcribed")
+RUN_TIMEOUT_SECONDS = 600
+
+
+def make_wavs(folder: Path, count: int, seconds: Callable[[int], float], seed: int = 7) -> list[Path]:
+    """`count` mono 8 kHz 8-bit WAV files of `seconds(i)` each, every one with different samples."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    paths = []
+    for index in range(count):
+        path = folder / f"recording {index:04d}.wav"
+        frames = int(seconds(index) * SAMPLE_RATE)
+        noise = rng.randbytes(min(frames, 4096))
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(1)
+            out.setframerate(SAMPLE_RATE)
+            out.writeframes(index.to_bytes(4, "big") + (noise * (frames // len(noise) + 1))[:max(0, frames - 4)])
+        paths.append(path)
+    return paths
+
+
+def write_config(path: Path, base_url: str, inbox: Path, ledger: Path, concurrency: int) -> None:
+    path.write_text(f"""\
+[gladia]
+base_url = {json.dumps(base_url)}
+
+[inbox]
+paths = [{json.dumps(str(inbox))}]
+settle_seconds = 0.5
+
+[ledger]
+path = {json.dumps(str(ledger))}
+
+[workers]
+concurrency = {concurrency}
+
+[log]
+format = "json"
+level = "warning"
+""", encoding="utf-8")
+
+
+def fresh_inbox(master: Path, into: Path) -> Path:
+    """A copy of the master files (copy2 keeps their old mtimes: they count as complete at once)."""
+    shutil.copytree(master, into, copy_function=shutil.copy2)
+    return into
+
+
+def start_transcribed(work: Path, inbox: Path, base_url: str, concurrency: int) -> subprocess.Popen[bytes]:
+    state = work / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    config = state / "config.toml"
+    write_config(config, base_url, inbox, state / "ledger.sqlite3", concurrency)
+    environ = {name: value for name, value in os.environ.items() if not name.startswith(("TRANSCRIBED_", "GLADIA_"))}
+    environ["GLADIA_API_KEY"] = KEY
+    with open(state / "log.json", "wb") as log:   # the child keeps its own copy of the descriptor
+        return subprocess.Popen([str(TRANSCRIBED), "once", "--config", str(config)], env=environ,
+                                stdout=subprocess.DEVNULL, stderr=log)
+
+
+def start_sdk(inbox: Path, base_url: str, threads: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, "--sdk-child", str(inbox), "--url", base_url,
+                             "--concurrency", str(threads)], stdout=subprocess.DEVNULL)
+
+
+def finish(process: subprocess.Popen[bytes], what: str) -> None:
+    try:
+        code = process.wait(RUN_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"{what} did not finish in {RUN_TIMEOUT_SECONDS} s") from None
+    if code != 0:
+        raise RuntimeError(f"{what} exited with {code}")
+
+
+def sdk_child(inbox: Path, base_url: str, threads: int) -> None:
+    """The SDK script: transcribe every WAV under `inbox` from `threads` threads, write `<stem>.txt`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gladiaio_sdk import GladiaClient
+
+    client = GladiaClient(api_key=KEY, api_url=base_url).prerecorded()
+
+    def one(path: Path) -> None:
+        response = client.transcribe(str(path))
+        assert response.result is not None and response.result.transcription is not None
+        path.with_suffix(".txt").write_text(response.result.transcription.full_transcript, encoding="utf-8")
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, sorted(inbox.rglob("*.wav"))))
+
+
+def count_outputs(inbox: Path) -> int:
+    return sum(1 for _ in inbox.rglob("*.txt"))
+
+
+# ------------------------------------------------------------------------------------------------- throughput
+
+
+def throughput(base: Path, count: int, concurrency: int, rounds: int) -> None:
+    master = base / "master"
+    make_wavs(master, count, lambda index: 1.0 + (index % 5) * 0.25)
+    print(f"throughput: {count} files of 1-2 s, processing_seconds=0, concurrency {concurrency}, {rounds} rounds",
+          flush=True)
+    rates: dict[str, list[float]] = {"transcribed": [], "sdk": []}
+    requests: dict[str, dict[str, int]] = {}
+    for round_number in range(rounds):
+        order = ("transcribed", "sdk") if round_number % 2 == 0 else ("sdk", "transcribed")
+        for mode in order:
+            work = base / f"{mode}-{round_number}"
+            inbox = fresh_inbox(master, work / "inbox")
+            with EmulatorProcess(processing_seconds=0.0, max_concurrent_jobs=100) as emulator:
+                started = time.perf_counter()
+                if mode == "transcribed":
+                    finish(start_transcribed(work, inbox, emulator.base_url, concurrency), "transcribed once")
+                else:
+                    finish(start_sdk(inbox, emulator.base_url, concurrency), "the SDK script")
+                seconds = time.perf_counter() - started
+                requests[mode] = emulator.counters()
+            written = count_outputs(inbox)
+            if written != count:
+                raise RuntimeError(f"{mode}: {written} transcripts written for {count} files")
+            rates[mode].append(count / seconds)
+            print(f"  round {round_number + 1} {mode:<12} {seconds:6.2f} s  {count / seconds:6.1f} files/s", flush=True)
+            shutil.rmtree(work)
+    sdk, ours = statistics.median(rates["sdk"]), statistics.median(rates["transcribed"])
+    ratio = statistics.median(a / b for a, b in zip(rates["transcribed"], rates["sdk"], strict=True))
+    print(f"{'':<30}{'files/s':>9}   requests per file (last round)")
+    for mode, rate, label in (("sdk", sdk, "SDK, 8 threads (baseline)"), ("transcribed", ours, "transcribed once")):
+        counts = requests[mode]
+        per_file = ", ".join(f"{route.split(' ', 1)[0]} {route.split(' ', 1)[1].removeprefix('/v2/')} "
+                             f"{counts.get(route, 0) / count:.2f}"
+                             for route in ("POST /v2/upload", "POST /v2/pre-recorded", GET_ROUTE,
+                                           "GET /v2/pre-recorded"))
+        print(f"{label:<30}{rate:9.1f}   {per_file}")
+    print(f"transcribed / SDK: {ratio:.2f}x median of the per-round ratios ({ours / sdk:.2f}x of the medians)   "
+          f"(target >= 1.0x: {'PASS' if ratio >= 1.0 else 'MISS'})\n", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------- latency
+
+
+def _moment(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def delays(emulator: EmulatorProcess, inbox: Path) -> tuple[int, list[float]]:
+    """(GET polls, per-job delay from completed_at to the mtime of the job's .txt). Read the counters first:
+    fetching the job bodies afterwards is itself a GET."""
+    polls = emulator.counters().get(GET_ROUTE, 0)
+    found = []
+    with httpx.Client(base_url=emulator.base_url, headers={"x-gladia-key": KEY}, timeout=30.0) as http:
+        for summary in emulator.jobs():
+            body: dict[str, Any] = http.get(f"/v2/pre-recorded/{summary['id']}").json()
+            if body["status"] != "done":
+                raise RuntimeError(f"job {body['id']} ended {body['status']}")
+            output = inbox / Path(body["file"]["filename"]).with_suffix(".txt").name
+            found.append(output.stat().st_mtime - _moment(body["completed_at"]))
+    return polls, found
+
+
+def latency(base: Path, jobs: int) -> None:
+    master = base / "latency-master"
+    make_wavs(master, jobs, lambda index: 2.0 + 58.0 * index / max(1, jobs - 1), seed=11)
+    print(f"polling: {jobs} jobs lasting 2-60 s, concurrency {jobs}, both modes at once (one emulator each)",
+          flush=True)
+    settings = {"processing_seconds": 0.0, "processing_factor": 1.0, "max_concurrent_jobs": 4 * jobs}
+    ours_inbox = fresh_inbox(master, base / "latency-transcribed" / "inbox")
+    sdk_inbox = fresh_inbox(master, base / "latency-sdk" / "inbox")
+    with EmulatorProcess(**settings) as for_ours, EmulatorProcess(**settings) as for_sdk:
+        started = time.perf_counter()
+        ours = start_transcribed(base / "latency-transcribed", ours_inbox, for_ours.base_url, jobs)
+        sdk = start_sdk(sdk_inbox, for_sdk.base_url, jobs)
+        finish(sdk, "the SDK script")
+        sdk_seconds = time.perf_counter() - started
+        finish(ours, "transcribed once")
+        ours_seconds = time.perf_counter() - started
+        results = {"transcribed": delays(for_ours, ours_inbox), "sdk": delays(for_sdk, sdk_inbox)}
+    for mode, (_, found) in results.items():
+        if len(found) != jobs:
+            raise RuntimeError(f"{mode}: {len(found)} jobs for {jobs} files (a duplicate or a lost job)")
+    print(f"{'':<30}{'polls/job':>10}{'mean delay':>12}{'max delay':>11}{'wall':>8}")
+    for mode, label, wall in (("sdk", "SDK, fixed 3 s (baseline)", sdk_seconds),
+                              ("transcribed", "transcribed once", ours_seconds)):
+        polls, found = results[mode]
+        print(f"{label:<30}{polls / jobs:10.2f}{statistics.mean(found):10.2f} s{max(found):9.2f} s{wall:6.1f} s")
+    ours_polls, ours_found = results["transcribed"]
+    sdk_polls, sdk_found = results["sdk"]
+    fewer, ours_mean, sdk_mean = ours_polls < sdk_polls, statistics.mean(ours_found), statistics.mean(sdk_found)
+    print(f"polls per job: {ours_polls / sdk_polls:.2f}x the SDK's   (target < 1.0x: {'PASS' if fewer else 'MISS'})")
+    print(f"mean delay: {ours_mean / sdk_mean:.2f}x the SDK's ({ours_mean:.2f} s vs {sdk_mean:.2f} s)   "
+          f"(target <= 1.0x: {'PASS' if ours_mean <= sdk_mean else 'MISS'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--latency-jobs", type=int, default=16)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--sdk-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.sdk_child:
+        sdk_child(arguments.sdk_child, arguments.url, arguments.concurrency)
+        return
+    base = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    try:
+        if not arguments.skip_throughput:
+            throughput(base, arguments.files, arguments.concurrency, arguments.rounds)
+        if not arguments.skip_latency:
+            latency(base, arguments.latency_jobs)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
