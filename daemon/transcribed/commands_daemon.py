@@ -30,6 +30,7 @@ from transcribed.inbox.watcher import Watcher, scan
 from transcribed.ledger import Ledger, LedgerDamagedError, LedgerError
 from transcribed.notify import Notifier
 from transcribed.pipeline import job
+from transcribed.pipeline.adopt import adopt
 from transcribed.pipeline.pool import Pool, wait_all
 
 log = structlog.get_logger("transcribed.daemon")
@@ -154,6 +155,10 @@ class Daemon:
 
     def _open_ledger(self) -> Ledger:
         ledger = Ledger.open(self.config.ledger.path, rebuild=bool(self.args.rebuild_ledger))
+        if self.args.rebuild_ledger:
+            files, _ = scan(self.config.inbox, settled_before_ns=None)
+            adopted = adopt(ledger, self.config, files)
+            log.warning("ledger_rebuild_adopted", files=adopted, hint="files with outputs on disk are done")
         if ledger.recovery is not None:
             log.warning("ledger_rebuilt", aside=str(ledger.recovery.aside_path),
                         salvaged=str(ledger.recovery.salvaged))

@@ -236,7 +236,11 @@ def test_damaged_ledger_is_kept_aside_and_nothing_is_re_billed(tmp_path: Path, e
     assert once(config, tmp_path).returncode == 78        # still refused: never silently empty
     rebuilt = run_cli("once", "--config", str(config), "--rebuild-ledger", timeout=180)
     assert rebuilt.returncode == 0, rebuilt.stdout[-2000:]
-    assert emulator.counters()["jobs_created"] <= 4
+    assert emulator.counters()["jobs_created"] == 2        # outputs on disk were adopted: nothing re-billed
+    for output in tmp_path.glob("inbox/*.txt"):
+        output.unlink()
+    assert run_cli("render", "--config", str(config)).returncode == 0   # stored results survived the rebuild
+    assert len(list(tmp_path.glob("inbox/*.txt"))) == 2
 
 
 def test_secret_canary_appears_nowhere(tmp_path: Path, emulator: Emulator) -> None:
