@@ -6,6 +6,7 @@ Real `transcribed` subprocesses against the emulator over real HTTP; counters co
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import signal
@@ -255,3 +256,23 @@ def test_secret_canary_appears_nowhere(tmp_path: Path, emulator: Emulator) -> No
             assert KEY.encode() not in path.read_bytes(), path
     with sqlite3.connect(tmp_path / "state" / "ledger.db") as conn:
         assert KEY not in "".join(conn.iterdump())
+
+
+def test_hostile_names_are_transcribed_and_logged_one_line_each(tmp_path: Path, emulator: Emulator) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    names = [b"-rf --help.wav", b"new\nline.wav", b"bad-\xff\xfe-utf8.wav", b"x" * 251 + b".wav",
+             "caf\u00e9 \u202etxt.wav".encode()]
+    sources = []
+    for number, raw in enumerate(names):
+        path = Path(os.fsdecode(os.fsencode(inbox) + b"/" + raw))
+        sources.append(make_wav(path, tone=300 + 50 * number))
+    config = write_config(tmp_path / "config.toml", emulator.base_url, inbox, tmp_path / "ledger.db")
+    daemon = DaemonProcess(config, tmp_path / "run.log", command="once")
+    assert daemon.wait(120) == 0
+    for source in sources:
+        assert source.with_suffix(".txt").is_file(), source
+    lines = (tmp_path / "run.log").read_bytes().splitlines()
+    assert all(line.startswith(b"{") and line.endswith(b"}") for line in lines), "one JSON object per line"
+    written = [json.loads(line) for line in lines if b'"transcript_written"' in line]
+    assert len(written) == len(sources)

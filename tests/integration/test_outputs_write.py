@@ -197,11 +197,17 @@ def test_atomic_write_handles_names_at_the_filesystem_limit(tmp_path: Path) -> N
     assert path.read_bytes() == b"x" and os.listdir(tmp_path) == [path.name]
 
 
-def test_a_name_too_long_for_the_filesystem_is_a_conflict_not_an_error(inbox: Path) -> None:
-    source = inbox / "talks" / ("a" * 250 + ".mp3")
-    report = write_outputs(source, inbox, RENDERED[:1], OutputConfig(name="{stem}.{lang}.{format}"),
-                           ours={}, owner_of=nobody)
-    assert report.written == {} and report.conflicts[0][1] == "the name is too long for the filesystem"
+def test_a_source_named_near_the_limit_gets_outputs_with_a_shortened_unique_stem(inbox: Path) -> None:
+    sources = [inbox / "talks" / (letter * 250 + ".mp3") for letter in "ab"]
+    written = []
+    for source in sources:
+        report = write_outputs(source, inbox, RENDERED[:1], OutputConfig(name="{stem}.{lang}.{format}"),
+                               ours={}, owner_of=nobody)
+        assert report.conflicts == []
+        (path,) = report.written
+        assert len(os.fsencode(path.name)) <= 255 and path.name.endswith(".en.srt")
+        written.append(path)
+    assert written[0] != written[1]
 
 
 def test_an_unwritable_output_directory_raises_and_writes_nothing(tmp_path: Path, inbox: Path, source: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import random
 import threading
 import time
@@ -146,7 +147,10 @@ class GladiaClient:
 
         Retried on transient errors (a re-upload costs bandwidth, never a paid job).
         """
-        name = filename or path.name
+        # Multipart names must be text: undecodable bytes of a file name become U+FFFD, control characters
+        # spaces (Gladia shows it as file.filename; what identifies the file here is the ledger).
+        raw = os.fsencode(filename or path.name).decode("utf-8", "replace")
+        name = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in raw)
 
         def send() -> httpx.Response:
             with open(path, "rb") as handle:

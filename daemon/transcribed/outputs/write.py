@@ -232,6 +232,14 @@ def _name(template: str, stem: str, language: str, item: Rendered) -> str:
     }
     # One pass: a stem that itself contains "{lang}" is not expanded again.
     name = _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+    excess = len(os.fsencode(name)) - _NAME_MAX
+    if excess > 0 and len(os.fsencode(stem)) > excess + 12:
+        # A source named near the 255-byte limit: shorten the stem (keeping it unique with a short hash of
+        # the whole stem) rather than leave the file without outputs.
+        digest = hashlib.sha256(os.fsencode(stem)).hexdigest()[:8]
+        kept = os.fsencode(stem)[: len(os.fsencode(stem)) - excess - 9]
+        values["stem"] = os.fsdecode(kept).rstrip() + "~" + digest
+        name = _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
     if "/" in name or "\0" in name or name in ("", ".", ".."):
         raise ValueError(f"output.name {template!r} gives {name!r}, which is not a file name")
     return name
