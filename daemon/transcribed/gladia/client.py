@@ -274,14 +274,19 @@ class GladiaClient:
         return True
 
     def wait(self, job: CreatedJob, *, initial: float = 1.0, cap: float = 30.0, deadline: float = 900.0,
-             on_poll: Callable[[JobView], None] | None = None) -> JobView:
+             on_poll: Callable[[JobView], None] | None = None,
+             notice: Callable[[float], bool] | None = None) -> JobView:
         """Poll the job until done (return it) or error (raise JobFailedError).
 
-        Intervals grow x1.5 from `initial` to `cap`. Transient failures keep polling; past `deadline`
-        seconds raise TransientApiError (the job id stays valid: poll again later, never re-create).
+        Intervals grow x1.5 from `initial` to `cap`. With `notice` (a callback receiver's wait: returns True
+        when Gladia said the job ended), the first GET waits for the notice and polling is only a safety net
+        every `cap` seconds. Transient failures keep polling; past `deadline` seconds raise
+        TransientApiError (the job id stays valid: poll again later, never re-create).
         """
         started = self._clock()
-        intervals = poll_intervals(initial, 1.5, cap)
+        intervals = poll_intervals(cap, 1.0, cap) if notice else poll_intervals(initial, 1.5, cap)
+        if notice is not None:
+            self._pause(next(intervals), notice)
         while True:
             try:
                 view = self.get(job.id, job.result_url)
@@ -302,7 +307,20 @@ class GladiaClient:
             if elapsed >= deadline:
                 raise TransientApiError(f"job still not finished after {elapsed:.0f} s; will poll again later",
                                         method="GET", path="/v2/pre-recorded/{id}")
-            self._wait(min(next(intervals), max(0.0, deadline - elapsed)))
+            self._pause(min(next(intervals), max(0.0, deadline - elapsed)), notice)
+
+    def _pause(self, seconds: float, notice: Callable[[float], bool] | None) -> None:
+        """Wait between polls: `seconds`, cut short by a notice; raise Stopped when stopping."""
+        if notice is None:
+            self._wait(seconds)
+            return
+        deadline = self._clock() + seconds
+        while not self._stop.is_set():
+            remaining = deadline - self._clock()
+            if remaining <= 0 or notice(min(remaining, 0.5)):
+                break
+        if self._stop.is_set():
+            raise Stopped("stopping")
 
     # ---------------------------------------------------------------------------------------------- plumbing
 
