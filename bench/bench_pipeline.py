@@ -100,7 +100,7 @@ def start_transcribed(work: Path, inbox: Path, base_url: str, concurrency: int) 
     environ["GLADIA_API_KEY"] = KEY
     with open(state / "log.json", "wb") as log:   # the child keeps its own copy of the descriptor
         return subprocess.Popen([str(TRANSCRIBED), "once", "--config", str(config)], env=environ,
-                                stdout=subprocess.DEVNULL, stderr=log)
+                                stdout=log, stderr=subprocess.STDOUT)
 
 
 def start_sdk(inbox: Path, base_url: str, threads: int) -> subprocess.Popen[bytes]:
