@@ -1,0 +1,238 @@
+"""Media probing: what a file holds (ffprobe), and the one way this package runs ffmpeg tools.
+
+`probe` runs ffprobe once per file and returns a `Probe`: duration, size, container, whether it carries
+video, and its audio streams. A file with no audio stream, or that ffprobe cannot read, raises MediaError
+with a one-line reason, so the pipeline fails it before a byte is uploaded.
+
+Every tool runs through `run_tool`: an argv list (never a shell), stdin closed, its own session (a Ctrl-C
+at the terminal reaches the daemon, which then stops the tool itself), killed promptly when the caller's
+stop event is set. File names are passed as `file:<absolute path>`, so a name starting with "-" is never
+read as an option and a name holding ":" is never read as a protocol.
+
+Stdlib, errors and config only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transcribed.config import MediaConfig
+from transcribed.errors import MediaError
+
+__all__ = [
+    "AudioStream",
+    "Probe",
+    "Stopped",
+    "find_tools",
+    "language_matches",
+    "media_argument",
+    "one_line",
+    "parse_probe",
+    "probe",
+    "run_tool",
+]
+
+# How often a running tool is checked against the stop event: short enough for a prompt shutdown.
+_STOP_CHECK_SECONDS = 0.1
+
+
+class Stopped(Exception):
+    """The caller's stop event was set: the tool was killed, nothing was left behind; repeat the call later."""
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    """One audio stream. `index` is the stream number as ffprobe prints it (#0:N), over all stream types;
+    `language` is the container's tag (None when absent or "und"); `default` is the default disposition."""
+
+    index: int
+    codec: str | None
+    channels: int | None
+    language: str | None
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What ffprobe found. `duration` (seconds) is None when the container does not say; `size` is bytes on
+    disk; `has_video` ignores cover art (an attached picture in an mp3 or m4a is not a video)."""
+
+    duration: float | None
+    size: int
+    format_name: str | None
+    has_video: bool
+    audio_streams: tuple[AudioStream, ...]
+
+
+def find_tools(config: MediaConfig) -> tuple[str | None, str | None]:
+    """Return the resolved (ffmpeg, ffprobe) paths, each None when it cannot be found or run."""
+    return shutil.which(config.ffmpeg), shutil.which(config.ffprobe)
+
+
+def media_argument(path: Path) -> str:
+    """The argument naming `path` to ffmpeg/ffprobe: `file:` and the absolute path (see module docstring)."""
+    return "file:" + os.fsdecode(os.path.abspath(path))  # noqa: PTH100 - no symlink resolution wanted
+
+
+def probe(path: Path, config: MediaConfig, ffprobe: str) -> Probe:
+    """Given a media file, return what it holds.
+
+    Raise MediaError("no audio stream") or MediaError("cannot be decoded: <ffprobe's reason>") (one line)
+    when it cannot be transcribed; TimeoutError (an OSError: retry later) when ffprobe takes longer than
+    media.probe_timeout_seconds; OSError when the file or ffprobe cannot be read or run.
+    """
+    size = path.stat().st_size
+    argument = media_argument(path)
+    argv = [ffprobe, "-hide_banner", "-loglevel", "error",
+            "-show_entries", "format=duration,format_name:stream=index,codec_type,codec_name,channels,duration"
+            ":stream_tags=language:stream_disposition=default,attached_pic",
+            "-of", "json", argument]
+    status, out, err = run_tool(argv, timeout=config.probe_timeout_seconds)
+    if status != 0:
+        if not path.exists():
+            raise FileNotFoundError(f"the file is gone: {os.fsdecode(path)!r}")
+        raise MediaError("cannot be decoded: " + one_line(err, argument, fallback=f"ffprobe exited with {status}"))
+    try:
+        data = json.loads(out.decode("utf-8", "replace"))
+    except ValueError:
+        raise MediaError("cannot be decoded: ffprobe gave no readable description") from None
+    return parse_probe(data, size)
+
+
+def parse_probe(data: object, size: int) -> Probe:
+    """Given ffprobe's JSON (-show_entries as `probe` asks) and the file size, return the Probe.
+
+    Raise MediaError when there is no audio stream, or when no audio stream has a codec ffmpeg knows.
+    """
+    root = _mapping(data)
+    streams = [s for s in root.get("streams") or [] if isinstance(s, Mapping)]
+    container = _mapping(root.get("format"))
+    audio: list[AudioStream] = []
+    has_video = False
+    durations: list[float] = []
+    for stream in streams:
+        disposition = _mapping(stream.get("disposition"))
+        kind = stream.get("codec_type")
+        if kind == "video" and not disposition.get("attached_pic"):
+            has_video = True
+        if kind != "audio" or not isinstance(stream.get("index"), int):
+            continue
+        language = _mapping(stream.get("tags")).get("language")
+        channels = stream.get("channels")
+        codec = stream.get("codec_name")
+        audio.append(AudioStream(
+            index=stream["index"],
+            codec=codec if isinstance(codec, str) and codec not in ("", "none") else None,
+            channels=channels if isinstance(channels, int) and channels > 0 else None,
+            language=language if isinstance(language, str) and language not in ("", "und") else None,
+            default=bool(disposition.get("default")),
+        ))
+        seconds = _seconds(stream.get("duration"))
+        if seconds is not None:
+            durations.append(seconds)
+    if not audio:
+        raise MediaError("no audio stream")
+    if all(stream.codec is None for stream in audio):
+        raise MediaError("cannot be decoded: no decoder for its audio")
+    duration = _seconds(container.get("duration"))
+    if duration is None and durations:
+        duration = max(durations)
+    name = container.get("format_name")
+    return Probe(duration=duration, size=size, format_name=name if isinstance(name, str) and name else None,
+                 has_video=has_video, audio_streams=tuple(audio))
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        seconds = float(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 < seconds < float("inf") else None
+
+
+def run_tool(argv: Sequence[str], *, stop: threading.Event | None = None,
+             timeout: float | None = None) -> tuple[int, bytes, bytes]:
+    """Run `argv` (never through a shell) and return (exit status, stdout, stderr).
+
+    Raise Stopped when `stop` is set first and TimeoutError when `timeout` seconds pass first (the tool is
+    killed and reaped either way); OSError when it cannot be started.
+    """
+    if stop is not None and stop.is_set():
+        raise Stopped(f"stopped before running {Path(argv[0]).name}")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait = _STOP_CHECK_SECONDS if stop is not None else left
+            if wait is not None and left is not None:
+                wait = min(wait, left)
+            try:
+                out, err = process.communicate(timeout=wait)
+                return process.returncode, out, err
+            except subprocess.TimeoutExpired:
+                if stop is not None and stop.is_set():
+                    raise Stopped(f"stopped while running {Path(argv[0]).name}") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"{Path(argv[0]).name} took longer than {timeout:g} s") from None
+    finally:
+        if process.returncode is None:
+            process.kill()
+            process.communicate()
+
+
+def one_line(stderr: bytes, argument: str, *, fallback: str) -> str:
+    """The tool's last error line, made safe for a one-line log: the file's own name (which may hold
+    newlines or control characters) replaced by "input", control characters dropped, at most 200 chars."""
+    text = stderr.decode("utf-8", "replace").replace(argument, "input")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return fallback
+    line = lines[-1]
+    line = line.removeprefix("input: ")
+    line = "".join(c if c.isprintable() else " " for c in line)
+    return line[:197] + "..." if len(line) > 200 else line
+
+
+# ISO 639-1 (Gladia's codes) -> ISO 639-2 forms (terminology, and bibliographic where it differs), the
+# codes containers carry. Gladia writes Javanese "jw"; ISO says "jv".
+_LANGUAGES = (
+    "af afr,am amh,ar ara,as asm,az aze,ba bak,be bel,bg bul,bn ben,bo bod tib,br bre,bs bos,ca cat,"
+    "cs ces cze,cy cym wel,da dan,de deu ger,el ell gre,en eng,es spa,et est,eu eus baq,fa fas per,fi fin,"
+    "fo fao,fr fra fre,gl glg,gu guj,ha hau,haw haw,he heb,hi hin,hr hrv,ht hat,hu hun,hy hye arm,id ind,"
+    "is isl ice,it ita,ja jpn,jw jv jav,ka kat geo,kk kaz,km khm,kn kan,ko kor,la lat,lb ltz,ln lin,lo lao,"
+    "lt lit,lv lav,mg mlg,mi mri mao,mk mkd mac,ml mal,mn mon,mr mar,ms msa may,mt mlt,my mya bur,ne nep,"
+    "nl nld dut,nn nno,no nor nob nb,oc oci,pa pan,pl pol,ps pus,pt por,ro ron rum,ru rus,sa san,sd snd,"
+    "si sin,sk slk slo,sl slv,sn sna,so som,sq sqi alb,sr srp,su sun,sv swe,sw swa,ta tam,te tel,tg tgk,"
+    "th tha,tk tuk,tl tgl fil,tr tur,tt tat,uk ukr,ur urd,uz uzb,vi vie,yi yid,yo yor,zh zho chi"
+)
+_SAME_LANGUAGE: dict[str, frozenset[str]] = {
+    code: frozenset(group.split()) for group in _LANGUAGES.split(",") for code in group.split()
+}
+
+
+def language_matches(tag: str | None, wanted: str) -> bool:
+    """True when a stream's language tag names the language `wanted` ("en" matches "eng", "fre" matches
+    "fra"; a region such as "pt-BR" is ignored on both sides)."""
+    if not tag:
+        return False
+
+    def base(code: str) -> str:
+        return code.replace("_", "-").split("-")[0].strip().lower()
+
+    have, want = base(tag), base(wanted)
+    return have == want or have in _SAME_LANGUAGE.get(want, frozenset())
