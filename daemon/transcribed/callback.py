@@ -23,7 +23,6 @@ Every method is thread-safe. The injected clock only stamps notices and ages boo
 
 from __future__ import annotations
 
-import enum
 import hmac
 import secrets
 import threading
@@ -33,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from transcribed.callback_server import CallbackServer
-from transcribed.callback_verify import token_digest
+from transcribed.callback_verify import Verdict, token_digest
 from transcribed.config import CallbackConfig
 
 __all__ = ["CallbackHub", "CallbackServer", "Verdict"]
@@ -46,14 +45,6 @@ MAX_ISSUED_TOKENS = 10_000
 # kept this long, at most this many, so that `expect` still sees them.
 EARLY_WEBHOOK_SECONDS = 3600.0
 MAX_EARLY_WEBHOOKS = 1024
-
-
-class Verdict(enum.Enum):
-    """What the hub made of a callback's token."""
-
-    ACCEPTED = "accepted"
-    UNKNOWN = "unknown_job"    # no job awaits this token or id
-    WRONG_TOKEN = "wrong_token"  # noqa: S105 - a verdict, not a password
 
 
 @dataclass

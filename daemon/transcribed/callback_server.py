@@ -31,7 +31,15 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from transcribed.callback_verify import BodyError, Notice, callback_notice, svix_key, svix_problem, webhook_notice
+from transcribed.callback_verify import (
+    BodyError,
+    Notice,
+    Verdict,
+    callback_notice,
+    svix_key,
+    svix_problem,
+    webhook_notice,
+)
 from transcribed.config import CallbackConfig
 
 if TYPE_CHECKING:
@@ -219,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
         if notice is None:
             return
         verdict = hub.receive_callback(token, notice.job_id, finished=notice.finished)
-        if verdict.value != "accepted":
+        if verdict is not Verdict.ACCEPTED:
             self._reject(HTTPStatus.NOT_FOUND, verdict.value)
             return
         log.info("callback_received", kind="callback", job_id=notice.job_id, gladia_event=notice.event,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
 import json
@@ -25,6 +26,14 @@ SVIX_TOLERANCE_SECONDS = 300
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _SVIX_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+class Verdict(enum.Enum):
+    """What the hub made of a callback's token: only ACCEPTED changes anything."""
+
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown_job"    # no job awaits this token or id
+    WRONG_TOKEN = "wrong_token"  # noqa: S105 - a verdict, not a password
 
 
 class BodyError(ValueError):

@@ -30,4 +30,4 @@ def test_the_receiver_cannot_reach_gladia() -> None:
 
 def test_the_checks_are_pure() -> None:
     assert {module.split(".")[0] for module in imports_of("callback_verify.py")} <= {
-        "__future__", "base64", "binascii", "hashlib", "hmac", "json", "re", "dataclasses", "typing"}
+        "__future__", "base64", "binascii", "enum", "hashlib", "hmac", "json", "re", "dataclasses", "typing"}
