@@ -381,7 +381,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     media = _parse_media(section("media"))
     callback = _parse_callback(section("callback"))
     for name, folder in (("output.done_directory", output.done_directory), ("output.directory", output.directory),
-                         ("ledger.path", ledger.path)):
+                         ("ledger.path", ledger.path), ("media.temp_directory", media.temp_directory)):
         if folder is not None and any(folder.is_relative_to(inbox_path) for inbox_path in inbox.paths):
             problems.append(f"{name}: expected a place outside the inboxes ({folder} is inside one)")
     if problems:

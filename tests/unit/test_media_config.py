@@ -80,3 +80,9 @@ def test_shown_config_has_the_media_section() -> None:
     shown = config.to_toml_dict(config.Config())
     assert shown["media"]["max_duration_minutes"] == 135.0
     assert "temp_directory" not in shown["media"]
+
+
+def test_extracts_are_never_written_into_an_inbox(tmp_path: Path) -> None:
+    # The watcher would take an extract written there for new media.
+    found = problems_of(f'[inbox]\npaths = ["{tmp_path}"]\n[media]\ntemp_directory = "{tmp_path}/tmp"')
+    assert any(p.startswith("media.temp_directory: expected a place outside the inboxes") for p in found)
