@@ -94,7 +94,11 @@ class CallbackHub:
 
         Issue it before the create: a callback that races ahead of `expect` is then still recognised.
         """
-        token = secrets.token_urlsafe(32)
+        return self.issue(secrets.token_urlsafe(32))
+
+    def issue(self, token: str) -> str:
+        """Like `new_token`, for a token the caller derived itself (the pipeline derives each job's token from
+        a secret kept in the ledger and the attempt id, so a restarted daemon can `expect` it again)."""
         with self._changed:
             now = self._clock()
             while self._issued:

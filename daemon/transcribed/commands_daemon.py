@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import os
 import random
+import secrets
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import IO, Any
 import structlog
 
 from transcribed import cli, config, logs
+from transcribed.callback import CallbackHub, CallbackServer
 from transcribed.config import Config, Secret
 from transcribed.errors import ConfigError
 from transcribed.gladia.client import GladiaClient
@@ -173,10 +175,40 @@ class Daemon:
                                                deadline=gladia.retry_deadline_seconds))
 
     def _serve(self, ledger: Ledger, *, once: bool) -> int:
+        secret = ledger.get_meta("callback_secret")
+        if secret is None:
+            secret = secrets.token_hex(32)
+            ledger.set_meta("callback_secret", secret)
+        with contextlib.ExitStack() as stack:
+            hub = self._callbacks(stack, ledger, bytes.fromhex(secret))
+            return self._serve_with(ledger, once=once, hub=hub, secret=bytes.fromhex(secret))
+
+    def _callbacks(self, stack: contextlib.ExitStack, ledger: Ledger, secret: bytes) -> CallbackHub | None:
+        """Start the callback receiver when [callback] is enabled; return its hub (None: polling only).
+
+        Jobs still in flight from an earlier run are expected before the receiver opens, so their callbacks
+        (whose tokens derive from the ledger's secret and the attempt id) are accepted at once."""
+        settings = self.config.callback
+        if not settings.enabled:
+            return None
+        hub = CallbackHub(settings)
+        for entry in ledger.in_flight():
+            if entry.job_id and entry.attempt_id:
+                hub.expect(entry.job_id, hub.issue(job.callback_token(secret, entry.attempt_id)))
+        server = CallbackServer(hub, settings)
+        server.start()
+        stack.callback(server.stop)
+        stack.callback(hub.close)
+        host, port = server.address
+        log.info("callback_listening", listen=f"{host}:{port}", callback_url=settings.public_url.rstrip("/")
+                 + "/callback/...", webhook_url=hub.webhook_url)
+        return hub
+
+    def _serve_with(self, ledger: Ledger, *, once: bool, hub: CallbackHub | None, secret: bytes) -> int:
         breaker = CircuitBreaker(probe_interval=self.config.gladia.outage_probe_seconds)
         ctx = job.Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
                           clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
-                              self.environ))
+                              self.environ), hub=hub, callback_secret=secret, started_at=time.time())
         ledger.set_meta("daemon_pid", str(os.getpid()))
         ledger.set_meta("daemon_started", str(time.time()))
         pool = Pool(ctx)

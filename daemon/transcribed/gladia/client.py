@@ -275,17 +275,18 @@ class GladiaClient:
 
     def wait(self, job: CreatedJob, *, initial: float = 1.0, cap: float = 30.0, deadline: float = 900.0,
              on_poll: Callable[[JobView], None] | None = None,
-             notice: Callable[[float], bool] | None = None) -> JobView:
+             notice: Callable[[float], bool] | None = None, look_now: bool = False) -> JobView:
         """Poll the job until done (return it) or error (raise JobFailedError).
 
         Intervals grow x1.5 from `initial` to `cap`. With `notice` (a callback receiver's wait: returns True
         when Gladia said the job ended), the first GET waits for the notice and polling is only a safety net
-        every `cap` seconds. Transient failures keep polling; past `deadline` seconds raise
+        every `cap` seconds (`look_now`: one GET first, for a job that may have ended while nobody listened).
+        Transient failures keep polling; past `deadline` seconds raise
         TransientApiError (the job id stays valid: poll again later, never re-create).
         """
         started = self._clock()
         intervals = poll_intervals(cap, 1.0, cap) if notice else poll_intervals(initial, 1.5, cap)
-        if notice is not None:
+        if notice is not None and not look_now:
             self._pause(next(intervals), notice)
         while True:
             try:

@@ -8,8 +8,11 @@ permanent -> failed with Gladia's message; 401 -> pause everything.
 
 from __future__ import annotations
 
+import base64
 import enum
 import functools
+import hashlib
+import hmac
 import os
 import random
 import threading
@@ -22,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from transcribed.callback import CallbackHub
 from transcribed.config import Config
 from transcribed.errors import (
     ApiUnavailableError,
@@ -68,10 +72,23 @@ class Context:
     rng: random.Random = field(default_factory=random.Random)
     prepare: Callable[[Path], tuple[Path, str]] | None = None   # media preparation: (path to upload, name)
     hook_env: Mapping[str, str] | None = None    # the environment hooks run with (no API key in it)
+    hub: CallbackHub | None = None               # results by callback: the receiver's hub
+    callback_secret: bytes = b""                 # derives each job's callback token from its attempt id
+    started_at: float = 0.0                      # when this run began (wall clock)
+
+    def callback_token(self, attempt_id: str) -> str:
+        return callback_token(self.callback_secret, attempt_id)
 
     def crash(self, point: str) -> None:
         if self.crash_at == point:
             os._exit(97)
+
+
+def callback_token(secret: bytes, attempt_id: str) -> str:
+    """The unguessable token in an attempt's callback URL, derived from the ledger's secret: the same after a
+    restart, so callbacks for jobs created before it are still recognised."""
+    digest = hmac.new(secret, attempt_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def run(ctx: Context, key: str) -> Outcome:
@@ -156,6 +173,11 @@ def _create(ctx: Context, entry: Entry) -> None:
     request["audio_url"] = entry.audio_url
     look_first = entry.attempt_id is not None
     attempt_id = entry.attempt_id or str(uuid.uuid4())
+    if ctx.hub is not None:
+        token = ctx.hub.issue(ctx.callback_token(attempt_id))
+        request["callback"] = True
+        request["callback_config"] = {"url": ctx.hub.callback_url(token),
+                                      "method": ctx.config.callback.method}
     if not look_first:
         ctx.ledger.mark_intent(entry.key, attempt_id)
         ctx.crash("after_intent")
@@ -173,9 +195,17 @@ def _poll_and_publish(ctx: Context, entry: Entry) -> Outcome | None:
     assert entry.job_id is not None
     gladia = ctx.config.gladia
     job = CreatedJob(entry.job_id, entry.result_url or "")
+    notice = None
+    cap = gladia.poll_max_seconds
+    if ctx.hub is not None and entry.attempt_id:
+        hub = ctx.hub
+        hub.expect(entry.job_id, ctx.callback_token(entry.attempt_id))
+        notice = functools.partial(hub.wait, entry.job_id)
+        cap = ctx.config.callback.safety_poll_seconds
     try:
-        view = ctx.client.wait(job, initial=gladia.poll_initial_seconds, cap=gladia.poll_max_seconds,
-                               deadline=poll_deadline(entry.duration))
+        view = ctx.client.wait(job, initial=gladia.poll_initial_seconds, cap=cap,
+                               deadline=poll_deadline(entry.duration), notice=notice,
+                               look_now=entry.updated_at < ctx.started_at)
     except JobFailedError as exc:
         attempts = entry.job_attempts
         if exc.retryable and attempts < ctx.config.workers.max_job_attempts:
@@ -184,6 +214,9 @@ def _poll_and_publish(ctx: Context, entry: Entry) -> Outcome | None:
             return None
         return _fail(ctx, entry.key, f"Gladia job {entry.job_id} ended in error (error_code {exc.error_code})",
                      job_ended=True)
+    finally:
+        if ctx.hub is not None:
+            ctx.hub.forget(entry.job_id)
     ctx.ledger.store_result(entry.key, view.raw)
     ctx.crash("after_result")
     log.info("job_done", job_id=entry.job_id)
