@@ -34,6 +34,7 @@ from transcribed.notify import Notifier
 from transcribed.pipeline import job
 from transcribed.pipeline.adopt import adopt
 from transcribed.pipeline.pool import Pool, wait_all
+from transcribed.pipeline.prepare import MediaTools
 
 log = structlog.get_logger("transcribed.daemon")
 DRAIN_SECONDS = 10.0
@@ -208,7 +209,8 @@ class Daemon:
         breaker = CircuitBreaker(probe_interval=self.config.gladia.outage_probe_seconds)
         ctx = job.Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
                           clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
-                              self.environ), hub=hub, callback_secret=secret, started_at=time.time())
+                              self.environ), hub=hub, callback_secret=secret, started_at=time.time(),
+                          media=MediaTools.find(self.config.media))
         ledger.set_meta("daemon_pid", str(os.getpid()))
         ledger.set_meta("daemon_started", str(time.time()))
         pool = Pool(ctx)

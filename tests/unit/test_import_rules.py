@@ -23,6 +23,13 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "gladia/client": ("transcribed.ledger", "transcribed.outputs", "transcribed.inbox", "watchdog"),
     "inbox/": ("httpx", "transcribed.gladia", "transcribed.ledger"),
     "ledger": ("httpx", "watchdog"),
+    "media": ("httpx", "watchdog", "structlog", "transcribed.gladia", "transcribed.ledger"),
+    "media_probe": ("httpx", "watchdog", "structlog", "transcribed.gladia", "transcribed.ledger"),
+    "media_split": ("httpx", "watchdog", "structlog", "transcribed.gladia", "transcribed.ledger"),
+    "media_stitch": ("httpx", "watchdog", "structlog", "transcribed.gladia", "transcribed.ledger"),
+    "media_workspace": ("httpx", "watchdog", "structlog", "transcribed.gladia", "transcribed.ledger"),
+    "callback": ("httpx", "transcribed.gladia", "transcribed.ledger"),
+    "callback_server": ("httpx", "transcribed.gladia", "transcribed.ledger"),
     "pipeline/": ("watchdog", "transcribed.cli", "transcribed.inbox.watcher", "transcribed.inbox.observers"),
 }
 

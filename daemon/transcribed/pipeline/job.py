@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from transcribed import media
 from transcribed.callback import CallbackHub
 from transcribed.config import Config
 from transcribed.errors import (
@@ -41,6 +42,7 @@ from transcribed.gladia.retry import poll_deadline
 from transcribed.ledger import Entry, Ledger
 from transcribed.outputs.hooks import hook_placeholders, run_hook
 from transcribed.outputs.publish import publish
+from transcribed.pipeline.prepare import MediaTools, is_part, part_key
 
 log = structlog.get_logger("transcribed.job")
 
@@ -70,7 +72,7 @@ class Context:
     clock: Callable[[], float]                    # wall clock (seconds since the epoch)
     crash_at: str | None = None
     rng: random.Random = field(default_factory=random.Random)
-    prepare: Callable[[Path], tuple[Path, str]] | None = None   # media preparation: (path to upload, name)
+    media: MediaTools | None = None               # ffmpeg/ffprobe preparation (None: upload files as they are)
     hook_env: Mapping[str, str] | None = None    # the environment hooks run with (no API key in it)
     hub: CallbackHub | None = None               # results by callback: the receiver's hub
     callback_secret: bytes = b""                 # derives each job's callback token from its attempt id
@@ -94,12 +96,12 @@ def callback_token(secret: bytes, attempt_id: str) -> str:
 def run(ctx: Context, key: str) -> Outcome:
     """Carry one content from wherever the ledger says it is to done, failed, skipped or a resumable stop."""
     entry = ctx.ledger.get(key)
-    if entry is None:
-        return Outcome.SKIPPED
+    if entry is None or is_part(key):
+        return Outcome.SKIPPED     # parts are carried by their source's worker
     structlog.contextvars.bind_contextvars(key=key[:19], file=entry.paths[0] if entry.paths else None)
     try:
         return _advance(ctx, entry)
-    except Stopped:
+    except (Stopped, media.Stopped):
         current = ctx.ledger.get(key)
         log.info("job_interrupted", state=current.state if current else None)
         return Outcome.STOPPED
@@ -116,6 +118,10 @@ def run(ctx: Context, key: str) -> Outcome:
         ctx.ledger.set_meta("last_api_error", exc.describe())
         return _fail(ctx, key, f"Gladia refused it: {exc.describe()}")
     except MediaError as exc:
+        if str(exc).startswith("needs ffmpeg"):
+            ctx.ledger.mark_skipped(key, str(exc))
+            log.warning("file_set_aside", reason=str(exc))
+            return Outcome.SKIPPED
         return _fail(ctx, key, str(exc))
     except OSError as exc:
         # Disk full, read-only output folder, vanished file...: nothing half-written is visible; try later.
@@ -124,7 +130,16 @@ def run(ctx: Context, key: str) -> Outcome:
         structlog.contextvars.unbind_contextvars("key", "file")
 
 
-def _advance(ctx: Context, entry: Entry) -> Outcome:
+@dataclass(frozen=True)
+class PartTask:
+    """One part of a split source: its audio is cut from `source` when it is uploaded."""
+
+    source: Path
+    plan: media.Plan
+    part: media.Part
+
+
+def _advance(ctx: Context, entry: Entry, task: PartTask | None = None) -> Outcome:
     key = entry.key
     fresh_upload = False
     while True:
@@ -134,7 +149,7 @@ def _advance(ctx: Context, entry: Entry) -> Outcome:
         if entry.state in ("done", "skipped"):
             return Outcome.DONE if entry.state == "done" else Outcome.SKIPPED
         if entry.job_id:
-            outcome = _poll_and_publish(ctx, entry)
+            outcome = _poll_and_publish(ctx, entry, publish=task is None)
             if outcome is not None:
                 return outcome
             continue   # the job ended in a retryable error: a new job from the same upload
@@ -148,24 +163,86 @@ def _advance(ctx: Context, entry: Entry) -> Outcome:
                 log.warning("audio_url_refused", error=exc.describe())
                 ctx.ledger.clear_job(key, keep_upload=False)
             continue
+        if task is not None:
+            _upload_part(ctx, key, task)
+            fresh_upload = True
+            continue
         source = _source_of(entry)
         if source is None:
             ctx.ledger.mark_skipped(key, "the file is gone from the inbox")
             log.info("file_gone")
             return Outcome.SKIPPED
-        _upload(ctx, entry, source)
+        outcome = _upload(ctx, entry, source)
+        if outcome is not None:
+            return outcome
         fresh_upload = True
 
 
-def _upload(ctx: Context, entry: Entry, source: Path) -> None:
+def _upload(ctx: Context, entry: Entry, source: Path) -> Outcome | None:
+    """Upload the source, its extracted audio, or (split) carry every part to done and stitch them: then
+    return the outcome. Raise MediaError for a file that cannot be sent (0 bytes uploaded)."""
     ctx.ledger.mark_uploading(entry.key)
-    path, name = ctx.prepare(source) if ctx.prepare else (source, source.name)
+    if ctx.media is None:
+        _send(ctx, entry.key, source, source.name)
+        return None
+    plan, found = ctx.media.decide(source)
+    log.info("media_planned", action=plan.action, reason=plan.reason)
+    if plan.action == "as_is":
+        _send(ctx, entry.key, source, source.name)
+    elif plan.action == "extract":
+        assert ctx.media.ffmpeg is not None
+        with media.Workspace(ctx.media.config, entry.key[7:19]) as workspace:
+            path = media.extract(source, plan, ctx.media.config, ctx.media.ffmpeg, workspace.path(), stop=ctx.stop)
+            _send(ctx, entry.key, path, media.upload_name(source, path))
+    else:
+        return _split(ctx, entry, source, plan, found)
+    return None
+
+
+def _send(ctx: Context, key: str, path: Path, name: str) -> None:
     started = ctx.clock()
     upload = ctx.client.upload(path, filename=name)
     ctx.crash("after_upload")
-    ctx.ledger.mark_uploaded(entry.key, upload.audio_url, upload.duration)
+    ctx.ledger.mark_uploaded(key, upload.audio_url, upload.duration)
     log.info("upload_done", bytes=path.stat().st_size, elapsed=round(ctx.clock() - started, 3),
-             duration=upload.duration)
+             duration=upload.duration, name=name)
+
+
+def _upload_part(ctx: Context, key: str, task: PartTask) -> None:
+    assert ctx.media is not None and ctx.media.ffmpeg is not None
+    ctx.ledger.mark_uploading(key)
+    with media.Workspace(ctx.media.config, key[7:19]) as workspace:
+        path = media.extract(task.source, task.plan, ctx.media.config, ctx.media.ffmpeg, workspace.path(),
+                             part=task.part, stop=ctx.stop)
+        _send(ctx, key, path, media.upload_name(task.source, path))
+
+
+def _split(ctx: Context, entry: Entry, source: Path, plan: media.Plan, found: media.Probe | None) -> Outcome:
+    """Carry each part (its own ledger content) to done, then stitch their results into this content's."""
+    assert ctx.media is not None and ctx.media.ffmpeg is not None and found is not None
+    assert found.duration is not None and plan.max_part_seconds is not None
+    parts = media.split_points(source, found.duration, plan.max_part_seconds, ctx.media.config, ctx.media.ffmpeg,
+                               ctx.stop, stream=plan.stream)
+    root = inbox_root(ctx.config, source) or source.parent
+    pieces = []
+    for part in parts:
+        key = part_key(entry.key, part.index, len(parts))
+        label = f"{source}{key[len(entry.key):]}"
+        part_entry, _ = ctx.ledger.record_seen(key, label, str(root), 0, 0, 0, 0)
+        log.info("part_started", part=part.index + 1, parts=len(parts), start=round(part.start, 2),
+                 end=round(part.end, 2))
+        outcome = _advance(ctx, part_entry, PartTask(source, plan, part))
+        if outcome is not Outcome.DONE:
+            if outcome is Outcome.FAILED:
+                reason = (ctx.ledger.get(key) or part_entry).reason
+                return _fail(ctx, entry.key, f"part {part.index + 1} of {len(parts)} failed: {reason}")
+            return outcome
+        body = ctx.ledger.load_result(key)
+        assert body is not None
+        pieces.append((part, body))
+    ctx.ledger.store_result(entry.key, media.stitch(pieces))
+    log.info("parts_stitched", parts=len(parts))
+    return publish_stored(ctx, entry.key)
 
 
 def _create(ctx: Context, entry: Entry) -> None:
@@ -190,7 +267,7 @@ def _create(ctx: Context, entry: Entry) -> None:
     log.info("job_created", job_id=job.id, attempt_id=attempt_id)
 
 
-def _poll_and_publish(ctx: Context, entry: Entry) -> Outcome | None:
+def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Outcome | None:
     """Wait for the job; write outputs; return the outcome, or None when a new job should be created."""
     assert entry.job_id is not None
     gladia = ctx.config.gladia
@@ -220,6 +297,9 @@ def _poll_and_publish(ctx: Context, entry: Entry) -> Outcome | None:
     ctx.ledger.store_result(entry.key, view.raw)
     ctx.crash("after_result")
     log.info("job_done", job_id=entry.job_id)
+    if not publish:          # a part: its result waits for the others, then is stitched
+        ctx.ledger.mark_done(entry.key, {})
+        return Outcome.DONE
     return publish_stored(ctx, entry.key)
 
 
