@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_pipeline.py [--files 300] [--concurrency 8] [--rounds 5]
                                              [--latency-jobs 16] [--skip-throughput] [--skip-latency]
+                                             [--without-ffmpeg]
 
 1. Throughput: `files` small WAV files (distinct content), emulator answering at once (processing_seconds=0),
    concurrency 8. Files per second of `transcribed once` (the installed command, as a subprocess, default
@@ -15,6 +16,8 @@
    emulator's completed_at) and its `.txt` being written (its mtime), against the SDK's fixed 3 s interval.
    Targets: fewer polls per job than the SDK, and a mean delay no worse. Job-list GETs per job are shown
    beside the polls, so a design that polls the list instead of each job is seen whole.
+`--without-ffmpeg` runs transcribed with [media] ffmpeg/ffprobe pointing nowhere, so files go up unprobed:
+the difference is what preparing (probing) each file costs.
 Everything lives in a temp dir removed at the end; the emulators end with the run.
 """
 
@@ -66,7 +69,9 @@ def make_wavs(folder: Path, count: int, seconds: Callable[[int], float], seed: i
     return paths
 
 
-def write_config(path: Path, base_url: str, inbox: Path, ledger: Path, concurrency: int) -> None:
+def write_config(path: Path, base_url: str, inbox: Path, ledger: Path, concurrency: int, *,
+                 without_ffmpeg: bool = False) -> None:
+    media = '\n[media]\nffmpeg = "/nonexistent/ffmpeg"\nffprobe = "/nonexistent/ffprobe"\n' if without_ffmpeg else ""
     path.write_text(f"""\
 [gladia]
 base_url = {json.dumps(base_url)}
@@ -84,7 +89,7 @@ concurrency = {concurrency}
 [log]
 format = "json"
 level = "warning"
-""", encoding="utf-8")
+{media}""", encoding="utf-8")
 
 
 def fresh_inbox(master: Path, into: Path) -> Path:
@@ -93,11 +98,12 @@ def fresh_inbox(master: Path, into: Path) -> Path:
     return into
 
 
-def start_transcribed(work: Path, inbox: Path, base_url: str, concurrency: int) -> subprocess.Popen[bytes]:
+def start_transcribed(work: Path, inbox: Path, base_url: str, concurrency: int,
+                      without_ffmpeg: bool) -> subprocess.Popen[bytes]:
     state = work / "state"
     state.mkdir(parents=True, exist_ok=True)
     config = state / "config.toml"
-    write_config(config, base_url, inbox, state / "ledger.sqlite3", concurrency)
+    write_config(config, base_url, inbox, state / "ledger.sqlite3", concurrency, without_ffmpeg=without_ffmpeg)
     environ = {name: value for name, value in os.environ.items() if not name.startswith(("TRANSCRIBED_", "GLADIA_"))}
     environ["GLADIA_API_KEY"] = KEY
     with open(state / "log.json", "wb") as log:   # the child keeps its own copy of the descriptor
@@ -145,11 +151,11 @@ def count_outputs(inbox: Path) -> int:
 # ------------------------------------------------------------------------------------------------- throughput
 
 
-def throughput(base: Path, count: int, concurrency: int, rounds: int) -> None:
+def throughput(base: Path, count: int, concurrency: int, rounds: int, without_ffmpeg: bool) -> None:
     master = base / "master"
     make_wavs(master, count, lambda index: 1.0 + (index % 5) * 0.25)
-    print(f"throughput: {count} files of 1-2 s, processing_seconds=0, concurrency {concurrency}, {rounds} rounds",
-          flush=True)
+    print(f"throughput: {count} files of 1-2 s, processing_seconds=0, concurrency {concurrency}, {rounds} rounds"
+          f"{', transcribed WITHOUT ffmpeg/ffprobe' if without_ffmpeg else ''}", flush=True)
     rates: dict[str, list[float]] = {"transcribed": [], "sdk": []}
     requests: dict[str, dict[str, int]] = {}
     for round_number in range(rounds):
@@ -160,7 +166,8 @@ def throughput(base: Path, count: int, concurrency: int, rounds: int) -> None:
             with EmulatorProcess(processing_seconds=0.0, max_concurrent_jobs=100) as emulator:
                 started = time.perf_counter()
                 if mode == "transcribed":
-                    finish(start_transcribed(work, inbox, emulator.base_url, concurrency), "transcribed once")
+                    finish(start_transcribed(work, inbox, emulator.base_url, concurrency, without_ffmpeg),
+                           "transcribed once")
                 else:
                     finish(start_sdk(inbox, emulator.base_url, concurrency), "the SDK script")
                 seconds = time.perf_counter() - started
@@ -208,7 +215,7 @@ def delays(emulator: EmulatorProcess, inbox: Path) -> tuple[int, int, list[float
     return polls, lists, found
 
 
-def latency(base: Path, jobs: int) -> None:
+def latency(base: Path, jobs: int, without_ffmpeg: bool) -> None:
     master = base / "latency-master"
     make_wavs(master, jobs, lambda index: 2.0 + 58.0 * index / max(1, jobs - 1), seed=11)
     print(f"polling: {jobs} jobs lasting 2-60 s, concurrency {jobs}, both modes at once (one emulator each)",
@@ -218,7 +225,7 @@ def latency(base: Path, jobs: int) -> None:
     sdk_inbox = fresh_inbox(master, base / "latency-sdk" / "inbox")
     with EmulatorProcess(**settings) as for_ours, EmulatorProcess(**settings) as for_sdk:
         started = time.perf_counter()
-        ours = start_transcribed(base / "latency-transcribed", ours_inbox, for_ours.base_url, jobs)
+        ours = start_transcribed(base / "latency-transcribed", ours_inbox, for_ours.base_url, jobs, without_ffmpeg)
         sdk = start_sdk(sdk_inbox, for_sdk.base_url, jobs)
         finish(sdk, "the SDK script")
         sdk_seconds = time.perf_counter() - started
@@ -250,6 +257,9 @@ def main() -> None:
     parser.add_argument("--latency-jobs", type=int, default=16)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--without-ffmpeg", action="store_true",
+                        help="point [media] ffmpeg/ffprobe nowhere: files are uploaded as they are, unprobed (shows "
+                             "what probing each file costs)")
     parser.add_argument("--sdk-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -259,9 +269,9 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
         if not arguments.skip_throughput:
-            throughput(base, arguments.files, arguments.concurrency, arguments.rounds)
+            throughput(base, arguments.files, arguments.concurrency, arguments.rounds, arguments.without_ffmpeg)
         if not arguments.skip_latency:
-            latency(base, arguments.latency_jobs)
+            latency(base, arguments.latency_jobs, arguments.without_ffmpeg)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
