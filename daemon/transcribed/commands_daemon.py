@@ -228,6 +228,7 @@ class Daemon:
             log.info("daemon_stopped", drained=finished)
 
     def _run(self, pool: Pool) -> int:
+        pool.prime()
         pool.enqueue_pending()
         watcher = Watcher(self.config.inbox, pool.submit,
                           on_problem=lambda path, reason: log.warning("inbox_problem", file=str(path), reason=reason))
@@ -258,6 +259,7 @@ class Daemon:
     def _once(self, pool: Pool) -> int:
         settle_ns = int(self.config.inbox.settle_seconds * 1e9)
         ready, settling = scan(self.config.inbox, settled_before_ns=time.time_ns() - settle_ns)
+        pool.prime()
         keys = set(pool.enqueue_pending())
         for item in sorted(ready, key=lambda r: r.mtime_ns):
             key = pool.identify(item)

@@ -213,6 +213,11 @@ class LedgerReads:
         with self._reading() as conn:
             return load(conn, f"WHERE state IN ({_IN_FLIGHT}) ORDER BY updated_at, id")
 
+    def finished_entries(self) -> list[Entry]:
+        """Every done or skipped entry (the restart fast path's snapshot)."""
+        with self._reading() as conn:
+            return load(conn, "WHERE state IN ('done', 'skipped')")
+
     def done_entries(self) -> list[Entry]:
         """Every finished entry, oldest first (for `transcribed render`)."""
         with self._reading() as conn:

@@ -91,6 +91,9 @@ def probe(path: Path, config: MediaConfig, ffprobe: str) -> Probe:
     media.probe_timeout_seconds; OSError when the file or ffprobe cannot be read or run.
     """
     size = path.stat().st_size
+    known = wav_probe(path, size)
+    if known is not None:
+        return known
     argument = media_argument(path)
     argv = [ffprobe, "-hide_banner", "-loglevel", "error",
             "-show_entries", "format=duration,format_name:stream=index,codec_type,codec_name,channels,duration"
@@ -106,6 +109,39 @@ def probe(path: Path, config: MediaConfig, ffprobe: str) -> Probe:
     except ValueError:
         raise MediaError("cannot be decoded: ffprobe gave no readable description") from None
     return parse_probe(data, size)
+
+
+def wav_probe(path: Path, size: int) -> Probe | None:
+    """A plain PCM WAV read from its header in Python (ffprobe costs ~40 ms of CPU a file, most of the time of
+    a small recording); None for anything else or anything odd, which ffprobe then examines."""
+    if path.suffix.lower() != ".wav":
+        return None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    offset, channels, byte_rate, data_size = 12, 0, 0, None
+    while offset + 8 <= len(head):
+        chunk, length = head[offset:offset + 4], int.from_bytes(head[offset + 4:offset + 8], "little")
+        body = head[offset + 8:offset + 8 + length]
+        if chunk == b"fmt " and len(body) >= 16:
+            audio_format = int.from_bytes(body[0:2], "little")
+            channels = int.from_bytes(body[2:4], "little")
+            byte_rate = int.from_bytes(body[8:12], "little")
+            if audio_format not in (1, 3, 0xFFFE):
+                return None
+        elif chunk == b"data":
+            data_size = min(length, size - offset - 8)
+            break
+        offset += 8 + length + (length & 1)
+    if not channels or not byte_rate or data_size is None or data_size <= 0:
+        return None
+    stream = AudioStream(index=0, codec="pcm", channels=channels, language=None, default=True)
+    return Probe(duration=data_size / byte_rate, size=size, format_name="wav", has_video=False,
+                 audio_streams=(stream,))
 
 
 def parse_probe(data: object, size: int) -> Probe:

@@ -245,4 +245,6 @@ def test_a_hanging_ffprobe_times_out_as_an_os_error(tmp_path: Path) -> None:
     slow.write_text("#!/bin/sh\nexec sleep 30\n")
     slow.chmod(0o755)
     with pytest.raises(TimeoutError):
-        media.probe(speech(tmp_path / "a.wav", 1), MediaConfig(probe_timeout_seconds=0.2), str(slow))
+        # Not a .wav: a plain WAV is read from its header and never reaches ffprobe.
+        source = speech(tmp_path / "a.wav", 1).rename(tmp_path / "a.flac")
+        media.probe(source, MediaConfig(probe_timeout_seconds=0.2), str(slow))

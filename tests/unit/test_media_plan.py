@@ -203,3 +203,22 @@ def test_cover_art_is_not_a_video_and_stream_durations_stand_in() -> None:
 def test_files_without_usable_audio_are_refused(data: object, message: str) -> None:
     with pytest.raises(MediaError, match=message):
         parse_probe(data, 1)
+
+
+def test_a_plain_wav_is_probed_from_its_header(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import wave
+
+    from transcribed.media_probe import wav_probe
+
+    path = tmp_path / "talk.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0\0\0" * 8000 * 3)
+    found = wav_probe(path, path.stat().st_size)
+    assert found is not None and abs((found.duration or 0) - 3.0) < 1e-6
+    assert found.audio_streams[0].channels == 2 and not found.has_video
+    (tmp_path / "fake.wav").write_bytes(b"RIFF\0\0\0\0WAVEjunk")
+    assert wav_probe(tmp_path / "fake.wav", 16) is None        # anything odd goes to ffprobe
+    assert wav_probe(tmp_path / "talk.mp3", 10) is None

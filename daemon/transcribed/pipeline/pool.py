@@ -8,7 +8,9 @@ new job. The first stop drains: no new files are taken and in-flight steps stop 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import queue
 import threading
 import time
@@ -74,6 +76,7 @@ class Pool:
         self._stats = _Stats()
         self._threads: list[threading.Thread] = []
         self._last_error: str | None = None
+        self._settled: dict[str, tuple[int, int, int, int]] = {}
         self._done_today = (self._today(), int(ctx.ledger.get_meta(f"done:{self._today()}") or 0))
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -94,6 +97,9 @@ class Pool:
         """Wait for every thread to end (after ctx.stop was set); return True when all did."""
         with self._lock:
             self._wake.notify_all()
+        for _ in range(self.ctx.config.workers.concurrency):
+            with contextlib.suppress(queue.Full):
+                self._work.put_nowait((float("-inf"), next(self._counter), ""))   # wakes an idle worker
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -106,6 +112,19 @@ class Pool:
         with self._lock:
             self._intake.append(ready)
             self._wake.notify_all()
+
+    def prime(self) -> int:
+        """Snapshot, before the start-up scan, every path whose content is finished and has its outputs, so
+        a restart over a large inbox costs one stat per file and no query; return how many."""
+        index = self.ctx.ledger.stat_index()
+        finished = {entry.key: entry for entry in self.ctx.ledger.finished_entries()}
+        settled: dict[str, tuple[int, int, int, int]] = {}
+        for path, (identity, key) in index.by_path.items():
+            entry = finished.get(key)
+            if entry is not None and (entry.state == "skipped" or _has_outputs_for(self.ctx.config, entry, path)):
+                settled[path] = identity
+        self._settled = settled
+        return len(settled)
 
     def enqueue_pending(self) -> list[str]:
         """Queue every unfinished ledger entry that is due; return their keys."""
@@ -167,6 +186,8 @@ class Pool:
         content key when it was queued (or is already queued or running), else None."""
         ledger = self.ctx.ledger
         path = str(ready.path)
+        if self._settled.get(path) == (ready.device, ready.inode, ready.size, ready.mtime_ns):
+            return None   # finished at start-up with its outputs: no query, no write, no hash
         key = ledger.lookup_stat(path, ready.device, ready.inode, ready.size, ready.mtime_ns)
         if key is not None:
             known = ledger.get(key)
@@ -241,6 +262,8 @@ class Pool:
                 _, _, key = self._work.get(timeout=1.0)
             except queue.Empty:
                 continue
+            if not key:
+                continue     # a wake-up at stop
             with self._lock:
                 self._queued.discard(key)
                 self._running.add(key)
@@ -295,18 +318,19 @@ class Pool:
 def _has_outputs_for(config: Config, entry: Entry, path: str) -> bool:
     """True when the ledger records outputs written for this source path (named after its stem or its full
     name, in its output folder). Trusts the ledger, with no stat per output: a restart stays one stat a file;
-    `transcribed render` re-writes outputs a user deleted."""
-    source = Path(path)
-    root = job.inbox_root(config, source)
-    if root is None:
-        return True
-    directory = output_directory(source, root, config.output.directory)
-    prefixes = (source.stem + ".", source.name + ".")
-    for output in entry.outputs:
-        candidate = Path(output)
-        if candidate.parent == directory and candidate.name.startswith(prefixes):
+    `transcribed render` re-writes outputs a user deleted. Plain strings: this runs once per file at start."""
+    if config.output.directory is None:
+        directory = os.path.dirname(path)  # noqa: PTH120 - strings: this runs once per file at start
+    else:
+        source = Path(path)
+        root = job.inbox_root(config, source)
+        if root is None:
             return True
-    return False
+        directory = str(output_directory(source, root, config.output.directory))
+    name = os.path.basename(path)  # noqa: PTH119 - strings, as above
+    dot = name.rfind(".")
+    prefixes = (directory + os.sep + (name[:dot] if dot > 0 else name) + ".", directory + os.sep + name + ".")
+    return any(output.startswith(prefixes) and os.sep not in output[len(directory) + 1:] for output in entry.outputs)
 
 
 def wait_all(pool: Pool, keys: Iterable[str], stop: threading.Event, poll: float = 0.2) -> None:
