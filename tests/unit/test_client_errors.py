@@ -97,3 +97,21 @@ def test_result_url_on_another_host_is_not_followed_with_the_key() -> None:
     with client_for(httpx.MockTransport(handler)) as client:
         job = client.create({"audio_url": "https://x.test/a.mp3"})
     assert job.result_url == "https://api.example.test/v2/pre-recorded/45463597-20b7-4af7-b3b3-f5fb778203ab"
+
+
+def test_abbreviated_list_items_still_find_the_attempt() -> None:
+    """Real list items can carry a done job's result with only `metadata` (API.md §12.7): the attempt id
+    lookup must still see them, or a lost create answer would be paid for twice."""
+    item = {"id": "45463597-20b7-4af7-b3b3-f5fb778203ab", "status": "done", "request_id": "G-45463597",
+            "version": 2, "kind": "pre-recorded", "created_at": "2026-01-01T00:00:00.000Z",
+            "custom_metadata": {"transcribed_attempt": "attempt-1"},
+            "result": {"metadata": {"audio_duration": 6.0, "number_of_distinct_channels": 1,
+                                    "billing_time": 6.0, "transcription_time": 3.0}}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"first": str(request.url), "current": str(request.url), "next": None,
+                                         "items": [item]})
+
+    with client_for(httpx.MockTransport(handler)) as client:
+        found = client.find_attempt("attempt-1")
+    assert found is not None and found.id == item["id"]

@@ -14,7 +14,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +66,25 @@ class Upload:
 class CreatedJob:
     id: str
     result_url: str
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """What a job-list item says for sure. List items may be abbreviated (a done job's `result` holding only
+    `metadata`), so they are not parsed as full jobs."""
+
+    id: str
+    status: str
+    custom_metadata: Mapping[str, Any] | None
+
+
+def _summary(item: object) -> JobSummary | None:
+    if not isinstance(item, dict):
+        return None
+    job_id, status, metadata = item.get("id"), item.get("status"), item.get("custom_metadata")
+    if not isinstance(job_id, str) or not job_id or not isinstance(status, str):
+        return None
+    return JobSummary(job_id, status, metadata if isinstance(metadata, dict) else None)
 
 
 class Stopped(Exception):
@@ -222,10 +241,12 @@ class GladiaClient:
                 return CreatedJob(item.id, self._safe_result_url(item.id, None))
         return None
 
-    def list_jobs(self, metadata: Mapping[str, str] | None = None, *,
-                  since: datetime | None = None) -> Iterator[JobView]:
-        """Yield jobs from GET /v2/pre-recorded (newest first), filtered by custom_metadata when given."""
+    def list_jobs(self, metadata: Mapping[str, str] | None = None, *, since: datetime | None = None,
+                  statuses: Sequence[str] = ()) -> Iterator[JobSummary]:
+        """Yield jobs from GET /v2/pre-recorded (newest first), filtered by custom_metadata and status when
+        given (callers still check each item: a server may ignore a filter)."""
         params: list[tuple[str, str]] = [("offset", "0"), ("limit", str(LIST_PAGE_SIZE))]
+        params += [("status", status) for status in statuses]
         for key, value in (metadata or {}).items():
             params.append((f"custom_metadata[{key}]", value))
         if since is not None:
@@ -241,10 +262,9 @@ class GladiaClient:
             if not isinstance(body, dict) or not isinstance(body.get("items"), list):
                 raise TransientApiError("job list answered without items", method="GET", path="/v2/pre-recorded")
             for raw in body["items"]:
-                try:
-                    yield parse_job(raw)
-                except MalformedResultError:
-                    continue
+                summary = _summary(raw)
+                if summary is not None:
+                    yield summary
             following = body.get("next")
             url = following if isinstance(following, str) and _origin(following) == self._origin else None
             query = None

@@ -42,6 +42,7 @@ from transcribed.gladia.retry import poll_deadline
 from transcribed.ledger import Entry, Ledger
 from transcribed.outputs.hooks import hook_placeholders, run_hook
 from transcribed.outputs.publish import publish
+from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.prepare import MediaTools, is_part, part_key
 
 log = structlog.get_logger("transcribed.job")
@@ -75,6 +76,7 @@ class Context:
     media: MediaTools | None = None               # ffmpeg/ffprobe preparation (None: upload files as they are)
     hook_env: Mapping[str, str] | None = None    # the environment hooks run with (no API key in it)
     hub: CallbackHub | None = None               # results by callback: the receiver's hub
+    lister: JobLister | None = None              # else: one shared job-list poll wakes finished jobs
     callback_secret: bytes = b""                 # derives each job's callback token from its attempt id
     started_at: float = 0.0                      # when this run began (wall clock)
 
@@ -279,6 +281,9 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
         hub.expect(entry.job_id, ctx.callback_token(entry.attempt_id))
         notice = functools.partial(hub.wait, entry.job_id)
         cap = ctx.config.callback.safety_poll_seconds
+    elif ctx.lister is not None and ctx.lister.active:
+        ctx.lister.expect(entry.job_id, entry.updated_at)
+        notice = functools.partial(ctx.lister.wait, entry.job_id)
     try:
         view = ctx.client.wait(job, initial=gladia.poll_initial_seconds, cap=cap,
                                deadline=poll_deadline(entry.duration), notice=notice,
@@ -294,6 +299,8 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
     finally:
         if ctx.hub is not None:
             ctx.hub.forget(entry.job_id)
+        if ctx.lister is not None:
+            ctx.lister.forget(entry.job_id)
     ctx.ledger.store_result(entry.key, view.raw)
     ctx.crash("after_result")
     log.info("job_done", job_id=entry.job_id)

@@ -28,6 +28,7 @@ from transcribed.ledger import Entry
 from transcribed.outputs.write import output_directory
 from transcribed.pipeline import job
 from transcribed.pipeline.job import Context, Outcome
+from transcribed.pipeline.lister import JobLister
 
 log = structlog.get_logger("transcribed.pool")
 
@@ -85,6 +86,10 @@ class Pool:
         """Start the identifier, the scheduler and the workers."""
         self._spawn("identify", self._identify_loop)
         self._spawn("schedule", self._schedule_loop)
+        if self.ctx.hub is None:
+            lister = JobLister(lambda: self.ctx.client, self.ctx.stop)
+            self.ctx.lister = lister
+            self._spawn("lister", lister.run)
         for number in range(self.ctx.config.workers.concurrency):
             self._spawn(f"worker-{number + 1}", self._work_loop)
 
