@@ -213,10 +213,21 @@ class LedgerReads:
         with self._reading() as conn:
             return load(conn, f"WHERE state IN ({_IN_FLIGHT}) ORDER BY updated_at, id")
 
-    def finished_entries(self) -> list[Entry]:
-        """Every done or skipped entry (the restart fast path's snapshot)."""
+    def finished_paths(self) -> tuple[dict[str, tuple[tuple[int, int, int, int], str, str]], dict[str, list[str]]]:
+        """The restart fast path's snapshot, in two queries: every recorded path of a done or skipped content
+        (path -> (device, inode, size, mtime_ns), key, state), and the output paths of each done content."""
+        paths: dict[str, tuple[tuple[int, int, int, int], str, str]] = {}
+        outputs: dict[str, list[str]] = {}
         with self._reading() as conn:
-            return load(conn, "WHERE state IN ('done', 'skipped')")
+            for raw, device, inode, size, mtime_ns, key, state in conn.execute(
+                    "SELECT paths.path, paths.device, paths.inode, paths.size, paths.mtime_ns, contents.key, "
+                    "contents.state FROM paths JOIN contents ON contents.id = paths.content "
+                    "WHERE paths.device IS NOT NULL AND contents.state IN ('done', 'skipped')"):
+                paths[decode_path(raw)] = ((device, inode, size, mtime_ns), key, state)
+            for key, raw in conn.execute("SELECT outputs.key, outputs.path FROM outputs JOIN contents "
+                                         "ON contents.key = outputs.key WHERE contents.state = 'done'"):
+                outputs.setdefault(key, []).append(decode_path(raw))
+        return paths, outputs
 
     def done_entries(self) -> list[Entry]:
         """Every finished entry, oldest first (for `transcribed render`)."""

@@ -121,12 +121,10 @@ class Pool:
     def prime(self) -> int:
         """Snapshot, before the start-up scan, every path whose content is finished and has its outputs, so
         a restart over a large inbox costs one stat per file and no query; return how many."""
-        index = self.ctx.ledger.stat_index()
-        finished = {entry.key: entry for entry in self.ctx.ledger.finished_entries()}
+        paths, outputs = self.ctx.ledger.finished_paths()
         settled: dict[str, tuple[int, int, int, int]] = {}
-        for path, (identity, key) in index.by_path.items():
-            entry = finished.get(key)
-            if entry is not None and (entry.state == "skipped" or _has_outputs_for(self.ctx.config, entry, path)):
+        for path, (identity, key, state) in paths.items():
+            if state == "skipped" or _has_outputs_for(self.ctx.config, outputs.get(key, ()), path):
                 settled[path] = identity
         self._settled = settled
         return len(settled)
@@ -197,7 +195,7 @@ class Pool:
         if key is not None:
             known = ledger.get(key)
             if known is not None and path in known.paths and known.state in ("done", "skipped") \
-                    and (known.state == "skipped" or _has_outputs_for(self.ctx.config, known, path)):
+                    and (known.state == "skipped" or _has_outputs_for(self.ctx.config, known.outputs, path)):
                 return None   # the restart fast path: a stat and a read, no write, no hash
         if key is None:
             key = fingerprint(ready.path)
@@ -212,7 +210,7 @@ class Pool:
         if created:
             log.info("file_discovered", file=path, key=key[:19], bytes=ready.size)
         if entry.state == "done":
-            if not _has_outputs_for(self.ctx.config, entry, path):
+            if not _has_outputs_for(self.ctx.config, entry.outputs, path):
                 # A copy or a rename of finished content: outputs from the stored result, no new job.
                 log.info("known_content_new_path", file=path, key=key[:19])
                 job.publish_stored(self.ctx, key, [path])
@@ -320,7 +318,7 @@ class Pool:
             self._on_change()
 
 
-def _has_outputs_for(config: Config, entry: Entry, path: str) -> bool:
+def _has_outputs_for(config: Config, outputs: Iterable[str], path: str) -> bool:
     """True when the ledger records outputs written for this source path (named after its stem or its full
     name, in its output folder). Trusts the ledger, with no stat per output: a restart stays one stat a file;
     `transcribed render` re-writes outputs a user deleted. Plain strings: this runs once per file at start."""
@@ -335,7 +333,7 @@ def _has_outputs_for(config: Config, entry: Entry, path: str) -> bool:
     name = os.path.basename(path)  # noqa: PTH119 - strings, as above
     dot = name.rfind(".")
     prefixes = (directory + os.sep + (name[:dot] if dot > 0 else name) + ".", directory + os.sep + name + ".")
-    return any(output.startswith(prefixes) and os.sep not in output[len(directory) + 1:] for output in entry.outputs)
+    return any(output.startswith(prefixes) and os.sep not in output[len(directory) + 1:] for output in outputs)
 
 
 def wait_all(pool: Pool, keys: Iterable[str], stop: threading.Event, poll: float = 0.2) -> None:
