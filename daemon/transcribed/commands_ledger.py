@@ -58,6 +58,14 @@ def _open(loaded: Config, *, read_only: bool) -> Ledger | None:
     return Ledger.open(path, read_only=read_only)
 
 
+def _open_for_change(loaded: Config) -> Ledger | None:
+    """The ledger, writable (the daemon may run: SQLite in WAL mode); None, said on stderr, when there is none."""
+    ledger = _open(loaded, read_only=False)
+    if ledger is None:
+        print(f"transcribed: nothing recorded yet (no ledger at {loaded.ledger.path})", file=sys.stderr)
+    return ledger
+
+
 def _entry_json(entry: Entry) -> dict[str, Any]:
     return {"path": entry.paths[0] if entry.paths else None, "paths": list(entry.paths), "state": entry.state,
             "key": entry.key, "job_id": entry.job_id, "reason": entry.reason, "attempts": entry.attempts,
@@ -129,9 +137,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if not args.paths and not args.failed:
         print("transcribed retry: name PATH... or --failed", file=sys.stderr)
         return cli.EX_USAGE
-    ledger = _open(loaded, read_only=False)
+    ledger = _open_for_change(loaded)
     if ledger is None:
-        print("transcribed: nothing recorded yet", file=sys.stderr)
         return cli.EX_FAILED
     status = cli.EX_OK
     with ledger:
@@ -158,9 +165,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     loaded = cli.load_config(args)
-    ledger = _open(loaded, read_only=False)
+    ledger = _open_for_change(loaded)
     if ledger is None:
-        print("transcribed: nothing recorded yet", file=sys.stderr)
         return cli.EX_FAILED
     status = cli.EX_OK
     with ledger:
@@ -258,9 +264,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from transcribed.pipeline.job import publish_outputs
 
     loaded = cli.load_config(args)
-    ledger = _open(loaded, read_only=False)
+    ledger = _open_for_change(loaded)
     if ledger is None:
-        print("transcribed: nothing recorded yet", file=sys.stderr)
         return cli.EX_FAILED
     status = cli.EX_OK
     with ledger:
