@@ -276,3 +276,14 @@ def test_hostile_names_are_transcribed_and_logged_one_line_each(tmp_path: Path, 
     assert all(line.startswith(b"{") and line.endswith(b"}") for line in lines), "one JSON object per line"
     written = [json.loads(line) for line in lines if b'"transcript_written"' in line]
     assert len(written) == len(sources)
+
+
+def test_an_empty_file_fails_with_a_reason_and_nothing_is_uploaded(tmp_path: Path, emulator: Emulator) -> None:
+    config, inbox, sources = setup(tmp_path, emulator, files=1)
+    empty = inbox / "empty.mp3"
+    empty.write_bytes(b"")
+    assert once(config, tmp_path).returncode == 1
+    assert_complete(sources)
+    assert emulator.counters()["files_uploaded"] == 1
+    explained = run_cli("explain", "--config", str(config), str(empty)).stdout
+    assert "the file is empty" in explained

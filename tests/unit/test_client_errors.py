@@ -115,3 +115,20 @@ def test_abbreviated_list_items_still_find_the_attempt() -> None:
     with client_for(httpx.MockTransport(handler)) as client:
         found = client.find_attempt("attempt-1")
     assert found is not None and found.id == item["id"]
+
+
+def test_a_refused_metadata_filter_falls_back_to_the_date_bound_alone() -> None:
+    item = {"id": "job-1", "status": "queued", "custom_metadata": {"transcribed_attempt": "attempt-7"}}
+    queries: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        queries.append(str(request.url.query, "ascii"))
+        if "custom_metadata" in str(request.url):
+            return envelope(400, "property custom_metadata[transcribed_attempt] should not exist")
+        return httpx.Response(200, json={"first": "", "current": "", "next": None,
+                                         "items": [{"id": "other", "status": "done"}, item]})
+
+    with client_for(httpx.MockTransport(handler)) as client:
+        found = client.find_attempt("attempt-7")
+    assert found is not None and found.id == "job-1"
+    assert len(queries) == 2 and "custom_metadata" not in queries[1]

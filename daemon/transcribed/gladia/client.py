@@ -235,7 +235,16 @@ class GladiaClient:
     def find_attempt(self, attempt_id: str, *, since: datetime | None = None) -> CreatedJob | None:
         """Return the job whose custom_metadata carries this attempt id, or None. Never trusts the server's
         filter alone: every item is checked here, and the search is bounded by date and pages."""
-        for item in self.list_jobs({ATTEMPT_KEY: attempt_id}, since=since):
+        try:
+            items = list(self.list_jobs({ATTEMPT_KEY: attempt_id}, since=since))
+        except AuthenticationError:
+            raise
+        except PermanentApiError as exc:
+            # The custom_metadata query form is not settled (API.md §5): a server that refuses ours is asked
+            # again with the date bound alone, and every item is checked here anyway.
+            log.info("list_filter_refused", error=exc.describe())
+            items = list(self.list_jobs(None, since=since))
+        for item in items:
             meta = item.custom_metadata or {}
             if meta.get(ATTEMPT_KEY) == attempt_id:
                 return CreatedJob(item.id, self._safe_result_url(item.id, None))

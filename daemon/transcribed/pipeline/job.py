@@ -183,6 +183,8 @@ def _advance(ctx: Context, entry: Entry, task: PartTask | None = None) -> Outcom
 def _upload(ctx: Context, entry: Entry, source: Path) -> Outcome | None:
     """Upload the source, its extracted audio, or (split) carry every part to done and stitch them: then
     return the outcome. Raise MediaError for a file that cannot be sent (0 bytes uploaded)."""
+    if source.stat().st_size == 0:
+        raise MediaError("the file is empty")
     ctx.ledger.mark_uploading(entry.key)
     if ctx.media is None:
         _send(ctx, entry.key, source, source.name)
