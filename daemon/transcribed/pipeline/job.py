@@ -278,6 +278,7 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
     job = CreatedJob(entry.job_id, entry.result_url or "")
     notice = None
     cap = gladia.poll_max_seconds
+    look_now = entry.updated_at < ctx.started_at   # created before this run: it may have ended meanwhile
     if ctx.hub is not None and entry.attempt_id:
         hub = ctx.hub
         hub.expect(entry.job_id, ctx.callback_token(entry.attempt_id))
@@ -286,10 +287,11 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
     elif ctx.lister is not None and ctx.lister.active:
         ctx.lister.expect(entry.job_id, entry.updated_at)
         notice = functools.partial(ctx.lister.wait, entry.job_id)
+        look_now = True     # one GET at once: a short job may be done before the next list call
     try:
         view = ctx.client.wait(job, initial=gladia.poll_initial_seconds, cap=cap,
                                deadline=poll_deadline(entry.duration), notice=notice,
-                               look_now=entry.updated_at < ctx.started_at)
+                               look_now=look_now)
     except JobFailedError as exc:
         attempts = entry.job_attempts
         if exc.retryable and attempts < ctx.config.workers.max_job_attempts:
