@@ -11,6 +11,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -287,3 +288,23 @@ def test_an_empty_file_fails_with_a_reason_and_nothing_is_uploaded(tmp_path: Pat
     assert emulator.counters()["files_uploaded"] == 1
     explained = run_cli("explain", "--config", str(config), str(empty)).stdout
     assert "the file is empty" in explained
+
+
+def test_hooks_run_and_sources_move_when_done_and_render_follows_new_settings(tmp_path: Path,
+                                                                                emulator: Emulator) -> None:
+    done = tmp_path / "done"
+    marker = tmp_path / "hook-calls.txt"
+    script = tmp_path / "hook.py"
+    script.write_text("import sys\nopen(sys.argv[1], 'a').write(' | '.join(sys.argv[2:]) + '\\n')\n")
+    config, inbox, sources = setup(
+        tmp_path, emulator, files=1,
+        output={"after": "move", "done_directory": str(done), "name": "{stem}.{lang}.{format}"},
+        hooks={"on_done": [sys.executable, str(script), str(marker), "{state}", "{source}", "{srt}"]})
+    assert once(config, tmp_path).returncode == 0
+    moved = done / sources[0].name
+    assert moved.is_file() and not sources[0].exists()
+    srt = inbox / (sources[0].stem + ".en.srt")
+    assert srt.is_file()
+    calls = marker.read_text().splitlines()
+    assert calls == [f"done | {sources[0]} | {srt}"]
+    assert KEY not in marker.read_text()
