@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import structlog
 
 from transcribed import logs
-from transcribed.config import Config, GladiaConfig, OutputConfig, Secret
+from transcribed.config import Config, GladiaConfig, Secret
 from transcribed.errors import ApiError, AuthenticationError, ConfigError, JobFailedError, TranscribedError
 from transcribed.gladia.client import GladiaClient, Stopped
 from transcribed.gladia.retry import RetryPolicy, poll_deadline
@@ -157,5 +157,3 @@ def _api(loaded: Config, use_emulator: bool) -> Iterator[GladiaConfig]:
     with emulator.Emulator(settings) as running:
         yield replace(loaded.gladia, base_url=running.base_url, api_key=Secret(key))
 
-
-__all__ = ["OutputConfig", "register", "transcribe_one"]
