@@ -634,6 +634,8 @@ def _is_svix_secret(text: str) -> bool:
 
 
 def _parse_callback(s: _Section) -> CallbackConfig:
+    # Setting public_url is what turns callbacks on; `enabled = false` keeps them off while keeping the URL.
+    explicit = "enabled" in s.table
     enabled = s.boolean("enabled", False)
     listen = s.string("listen", CallbackConfig.listen)
     try:
@@ -661,6 +663,8 @@ def _parse_callback(s: _Section) -> CallbackConfig:
         # The value is a secret: never repeated in the message.
         s.problems.append('callback.webhook_secret: expected a Svix secret "whsec_<base64>" (as Gladia shows it)')
         secret_text = None
+    if not explicit and public_url:
+        enabled = True
     config = CallbackConfig(
         enabled=enabled,
         listen=listen,

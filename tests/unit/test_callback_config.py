@@ -99,3 +99,15 @@ def test_the_secret_is_never_shown() -> None:
     assert shown["webhook_secret"] == "********"
     assert SECRET not in repr(config.to_toml_dict(loaded))
     assert "webhook_secret" not in config.to_toml_dict(parse(""))["callback"]
+
+
+def test_setting_public_url_turns_callbacks_on_unless_disabled_explicitly() -> None:
+    import tomllib
+
+    from transcribed import config
+
+    on, _ = config.parse(tomllib.loads('[callback]\npublic_url = "https://h.example/t"'), None, {})
+    assert on.callback.enabled
+    off, _ = config.parse(tomllib.loads('[callback]\npublic_url = "https://h.example/t"\nenabled = false'), None, {})
+    assert not off.callback.enabled
+    assert not config.parse({}, None, {})[0].callback.enabled
