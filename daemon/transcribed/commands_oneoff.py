@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -20,12 +21,20 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from transcribed import logs
-from transcribed.config import Config, GladiaConfig, Secret
-from transcribed.errors import ApiError, AuthenticationError, ConfigError, JobFailedError, TranscribedError
+from transcribed import logs, media
+from transcribed.config import Config, GladiaConfig, MediaConfig, Secret
+from transcribed.errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigError,
+    JobFailedError,
+    MediaError,
+    TranscribedError,
+)
 from transcribed.gladia.client import GladiaClient, Stopped
 from transcribed.gladia.retry import RetryPolicy, poll_deadline
 from transcribed.outputs.publish import publish
+from transcribed.pipeline.prepare import MediaTools
 
 log = structlog.get_logger("transcribed.transcribe")
 
@@ -101,8 +110,10 @@ def transcribe_one(client: GladiaClient, item: str, loaded: Config) -> list[Path
         if not source.is_file():
             raise TranscribedError(f"not a regular file: {source}")
         root = source.parent
-        progress = _progress(source) if sys.stderr.isatty() else None
-        upload = client.upload(source, progress=progress)
+        with contextlib.ExitStack() as stack:
+            path, name = _prepared(source, loaded, stack)
+            progress = _progress(path) if sys.stderr.isatty() else None
+            upload = client.upload(path, filename=name, progress=progress)
         if progress is not None:
             sys.stderr.write("\n")
         request["audio_url"] = upload.audio_url
@@ -116,6 +127,27 @@ def transcribe_one(client: GladiaClient, item: str, loaded: Config) -> list[Path
     for path, reason in report.conflicts:
         print(f"{logs.one_line(str(path))}: not written: {reason}", file=sys.stderr)
     return sorted(report.written)
+
+
+def _prepared(source: Path, loaded: Config, stack: contextlib.ExitStack) -> tuple[Path, str]:
+    """What to upload for a one-off: the file, or its extracted audio (videos, big files). A file that would
+    need splitting is refused here: the daemon (`transcribed once`) splits and stitches."""
+    if source.stat().st_size == 0:
+        raise MediaError("the file is empty")
+    tools = _tools(loaded.media)
+    plan, _ = tools.decide(source)
+    if plan.action == "as_is":
+        return source, source.name
+    if plan.action == "split" or tools.ffmpeg is None:
+        raise MediaError(f"{plan.reason}: too long or too large for one job; `transcribed once` splits it")
+    workspace = stack.enter_context(media.Workspace(loaded.media, "oneoff"))
+    extracted = media.extract(source, plan, loaded.media, tools.ffmpeg, workspace.path())
+    return extracted, media.upload_name(source, extracted)
+
+
+@functools.cache
+def _tools(config: MediaConfig) -> MediaTools:
+    return MediaTools.find(config)     # once per command: it says once if ffmpeg is missing
 
 
 def _progress(source: Path) -> Any:

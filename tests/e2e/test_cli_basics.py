@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,16 @@ def test_transcribe_with_the_builtin_emulator_needs_no_key(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "talk.txt").is_file() and (tmp_path / "talk.md").is_file()
     assert not (tmp_path / "talk.srt").exists()
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_transcribe_a_video_sends_only_its_audio(tmp_path: Path, emulator: Emulator) -> None:
+    video = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:d=3",
+                    "-f", "lavfi", "-i", "sine=d=3", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+                    "-shortest", str(video)], check=True, timeout=60)
+    config = write_config(tmp_path / "config.toml", emulator.base_url, tmp_path / "inbox", tmp_path / "ledger.db")
+    result = run_cli("transcribe", "--config", str(config), str(video))
+    assert result.returncode == 0, result.stderr
+    assert [job["file"]["filename"] for job in emulator.jobs()] == ["clip.ogg"]  # type: ignore[index]
+    assert (tmp_path / "clip.txt").is_file()
