@@ -114,8 +114,11 @@ def status_of(answer: bytes) -> int:
 def raw(receiver: Receiver, data: bytes) -> int:
     """Send `data` as is, half-close, and return the answer's status."""
     with connect(receiver) as connection:
-        connection.sendall(data)
-        connection.shutdown(socket.SHUT_WR)
+        try:
+            connection.sendall(data)
+            connection.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass   # the server may answer (e.g. 503) and close before the request was all sent: read it
         return status_of(read_answer(connection))
 
 
