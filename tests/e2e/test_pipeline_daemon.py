@@ -308,3 +308,23 @@ def test_hooks_run_and_sources_move_when_done_and_render_follows_new_settings(tm
     calls = marker.read_text().splitlines()
     assert calls == [f"done | {sources[0]} | {srt}"]
     assert KEY not in marker.read_text()
+
+
+def test_a_job_the_server_forgot_is_created_again(tmp_path: Path, emulator: Emulator) -> None:
+    from transcribed.gladia.emulator import Emulator as Server
+    from transcribed.gladia.emulator import EmulatorSettings
+
+    emulator.set_faults(hold_jobs=True)
+    config, _, sources = setup(tmp_path, emulator, files=1)
+    daemon = DaemonProcess(config, tmp_path / "run.log")
+    wait_until(lambda: emulator.counters().get("jobs_created", 0) == 1, message="a job in flight")
+    assert daemon.stop() == 0
+    port = int(emulator.base_url.rsplit(":", 1)[1])
+    emulator.stop()                       # the server loses its jobs (the uploaded files stay on its disk)
+    settings = EmulatorSettings(port=port, api_keys=frozenset({KEY}), processing_seconds=0.1,
+                                data_dir=tmp_path / "emulator")
+    with Server(settings) as restarted:
+        result = once(config, tmp_path)
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert restarted.counters()["jobs_created"] == 1
+    assert_complete(sources)

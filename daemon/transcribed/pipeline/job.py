@@ -300,6 +300,15 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
             return None
         return _fail(ctx, entry.key, f"Gladia job {entry.job_id} ended in error (error_code {exc.error_code})",
                      job_ended=True)
+    except PermanentApiError as exc:
+        if exc.status != 404 or isinstance(exc, AuthenticationError):
+            raise
+        # Gladia does not know the job (deleted, or lost by the server): a new job pays for nothing twice.
+        if entry.job_attempts >= ctx.config.workers.max_job_attempts:
+            return _fail(ctx, entry.key, f"Gladia no longer knows job {entry.job_id} (404)", job_ended=True)
+        log.warning("job_unknown_creating_again", job_id=entry.job_id, job_attempts=entry.job_attempts)
+        ctx.ledger.clear_job(entry.key, keep_upload=True)
+        return None
     finally:
         if ctx.hub is not None:
             ctx.hub.forget(entry.job_id)
