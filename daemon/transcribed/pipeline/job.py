@@ -304,6 +304,11 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
         if exc.status != 404 or isinstance(exc, AuthenticationError):
             raise
         # Gladia does not know the job (deleted, or lost by the server): a new job pays for nothing twice.
+        # Unless the job list still shows our attempt (a GET that raced the create): then poll again later.
+        if entry.attempt_id and ctx.client.find_attempt(entry.attempt_id,
+                                                        since=datetime.fromtimestamp(entry.updated_at, UTC)):
+            raise TransientApiError(f"job {entry.job_id} answered 404 but is listed; polling again later",
+                                    status=404) from exc
         if entry.job_attempts >= ctx.config.workers.max_job_attempts:
             return _fail(ctx, entry.key, f"Gladia no longer knows job {entry.job_id} (404)", job_ended=True)
         log.warning("job_unknown_creating_again", job_id=entry.job_id, job_attempts=entry.job_attempts)
