@@ -80,11 +80,14 @@ def run_cli(*args: str, timeout: float = 120.0, **extra_env: str) -> subprocess.
 class DaemonProcess:
     """`transcribed run` (or `once`) as a subprocess; its JSON log lines collected from stdout."""
 
+    started: list[DaemonProcess] = []   # the e2e conftest kills any still running after each test
+
     def __init__(self, config: Path, log_path: Path, *args: str, command: str = "run", **extra_env: str) -> None:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([TRANSCRIBED, command, "--config", str(config), *args], stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env(**extra_env))
+        DaemonProcess.started.append(self)
 
     def events(self) -> list[dict[str, Any]]:
         out = []
