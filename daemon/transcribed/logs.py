@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 import structlog
@@ -117,9 +117,3 @@ def configure(fmt: str = "auto", level: str = "info", *, stream: TextIO | None =
         cache_logger_on_first_use=False,
     )
     return redactor
-
-
-def bind(**fields: Any) -> MutableMapping[str, Any]:
-    """Bind context (e.g. file, job_id) for the current thread's log events; return what was bound."""
-    structlog.contextvars.bind_contextvars(**fields)
-    return fields

@@ -180,11 +180,6 @@ class GladiaClient:
         body = self._retrying("POST", "/v2/upload", send)
         return _upload_from(body)
 
-    def upload_url(self, url: str) -> Upload:
-        """Have Gladia fetch a remote URL (JSON body {audio_url}); return the re-hosted audio_url."""
-        body = self._retrying("POST", "/v2/upload", lambda: self._send("POST", "/v2/upload", json={"audio_url": url}))
-        return _upload_from(body)
-
     def create(self, request: Mapping[str, Any]) -> CreatedJob:
         """POST /v2/pre-recorded once (never retried here: a retry may pay twice). See create_once."""
         response = self._send("POST", "/v2/pre-recorded", json=dict(request))
@@ -303,7 +298,6 @@ class GladiaClient:
         return True
 
     def wait(self, job: CreatedJob, *, initial: float = 1.0, cap: float = 30.0, deadline: float = 900.0,
-             on_poll: Callable[[JobView], None] | None = None,
              notice: Callable[[float], bool] | None = None, look_now: bool = False) -> JobView:
         """Poll the job until done (return it) or error (raise JobFailedError).
 
@@ -325,8 +319,6 @@ class GladiaClient:
             except TransientApiError as exc:
                 log.info("poll_failed", job_id=job.id, error=exc.describe())
             else:
-                if on_poll is not None:
-                    on_poll(view)
                 if view.status == "done":
                     if view.result is None:
                         raise TransientApiError("job done without a result", method="GET", path="/v2/pre-recorded/{id}")
