@@ -280,6 +280,11 @@ def cmd_render(args: argparse.Namespace) -> int:
                 status = cli.EX_FAILED
                 continue
             written = publish_outputs(ledger, loaded, entry.key)
+            if written is None:
+                print(f"{logs.one_line(entry.paths[0] if entry.paths else entry.key)}: no stored Gladia result "
+                      "(adopted from outputs without a .json?); nothing to render", file=sys.stderr)
+                status = cli.EX_FAILED
+                continue
             for output in written:
                 print(logs.one_line(output))
     return status

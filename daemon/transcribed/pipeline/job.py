@@ -37,7 +37,7 @@ from transcribed.errors import (
     TransientApiError,
 )
 from transcribed.gladia.client import CreatedJob, GladiaClient, Stopped
-from transcribed.gladia.result import parse_job
+from transcribed.gladia.result import JobView, parse_job
 from transcribed.gladia.retry import poll_deadline
 from transcribed.ledger import Entry, Ledger
 from transcribed.outputs.hooks import hook_placeholders, run_hook
@@ -112,10 +112,10 @@ def run(ctx: Context, key: str) -> Outcome:
         return Outcome.PAUSED
     except ApiUnavailableError as exc:
         delay = ctx.client.breaker.next_probe_in() + ctx.rng.uniform(1.0, 5.0)
-        return _retry_later(ctx, key, exc.describe(), delay, count=False)
+        return retry_later(ctx, key, exc.describe(), delay, count=False)
     except TransientApiError as exc:
         ctx.ledger.set_meta("last_api_error", exc.describe())
-        return _retry_later(ctx, key, exc.describe())
+        return retry_later(ctx, key, exc.describe())
     except PermanentApiError as exc:
         ctx.ledger.set_meta("last_api_error", exc.describe())
         return _fail(ctx, key, f"Gladia refused it: {exc.describe()}")
@@ -127,7 +127,7 @@ def run(ctx: Context, key: str) -> Outcome:
         return _fail(ctx, key, str(exc))
     except OSError as exc:
         # Disk full, read-only output folder, vanished file...: nothing half-written is visible; try later.
-        return _retry_later(ctx, key, f"{exc.__class__.__name__}: {exc.strerror or exc}")
+        return retry_later(ctx, key, f"{exc.__class__.__name__}: {exc.strerror or exc}")
     finally:
         structlog.contextvars.unbind_contextvars("key", "file")
 
@@ -325,29 +325,35 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
     if not publish:          # a part: its result waits for the others, then is stitched
         ctx.ledger.mark_done(entry.key, {})
         return Outcome.DONE
-    return publish_stored(ctx, entry.key)
+    return publish_stored(ctx, entry.key, view=view)
 
 
-def publish_stored(ctx: Context, key: str, paths: Sequence[str] | None = None) -> Outcome:
-    """Write outputs from the stored result for every path of this content still in an inbox; mark done."""
+def publish_stored(ctx: Context, key: str, paths: Sequence[str] | None = None, *,
+                   view: JobView | None = None) -> Outcome:
+    """Write outputs from the result (`view`, else the stored one) for every path of this content still in an
+    inbox; mark done."""
+    written = publish_outputs(ctx.ledger, ctx.config, key, paths, crash=ctx.crash, view=view)
     entry = ctx.ledger.get(key)
-    if entry is None or ctx.ledger.load_result(key) is None:
+    if written is None or entry is None:
         return Outcome.SKIPPED
-    written = publish_outputs(ctx.ledger, ctx.config, key, paths, crash=ctx.crash)
     if written or paths is None:
         _after_done(ctx, entry, written)
     return Outcome.DONE
 
 
 def publish_outputs(ledger: Ledger, config: Config, key: str, paths: Sequence[str] | None = None, *,
-                    crash: Callable[[str], None] | None = None) -> list[str]:
-    """Render the stored result of `key` for each of its paths (or `paths`) still in an inbox, write the
-    outputs atomically, record them and mark the content done; return the output paths written."""
+                    crash: Callable[[str], None] | None = None, view: JobView | None = None) -> list[str] | None:
+    """Render the result of `key` (`view`, else the stored one) for each of its paths (or `paths`) still in an
+    inbox, write the outputs atomically, record them and mark the content done; return the output paths
+    written, or None when the ledger holds no result for it."""
     entry = ledger.get(key)
-    body = ledger.load_result(key)
-    if entry is None or body is None:
-        return []
-    view = parse_job(body)
+    if entry is None:
+        return None
+    if view is None:
+        body = ledger.load_result(key)
+        if body is None:
+            return None
+        view = parse_job(body)
     outputs = dict(entry.outputs)
     written: list[str] = []
     for text in paths if paths is not None else entry.paths:
@@ -414,7 +420,8 @@ def _fail(ctx: Context, key: str, reason: str, *, job_ended: bool = False) -> Ou
     return Outcome.FAILED
 
 
-def _retry_later(ctx: Context, key: str, reason: str, delay: float | None = None, *, count: bool = True) -> Outcome:
+def retry_later(ctx: Context, key: str, reason: str, delay: float | None = None, *, count: bool = True) -> Outcome:
+    """A passing failure: mark it failed with a retry time kept in the ledger (backoff from its attempts)."""
     entry = ctx.ledger.get(key)
     attempts = entry.attempts if entry else 0
     if count and attempts + 1 >= MAX_TRANSIENT_ATTEMPTS:
