@@ -215,9 +215,8 @@ def _pretty(value: object, parts: list[str], indent: str, encoder: json.JSONEnco
             parts.append(encoder.encode(list(value)))
             return
         inner = indent + "  "
-        if all(isinstance(item, Mapping) for item in value) and _plain_mapping(value[0]):
-            _plain_rows(value, parts, inner, encoder)
-        else:
+        if not (all(isinstance(item, Mapping) for item in value) and _plain_mapping(value[0])
+                and _plain_rows(value, parts, inner, encoder)):
             parts.append("[")
             separator = "\n"
             for item in value:
@@ -229,20 +228,16 @@ def _pretty(value: object, parts: list[str], indent: str, encoder: json.JSONEnco
         parts.append(encoder.encode(value))
 
 
-def _plain_rows(items: Sequence[Any], parts: list[str], inner: str, encoder: json.JSONEncoder) -> None:
+def _plain_rows(items: Sequence[Any], parts: list[str], inner: str, encoder: json.JSONEncoder) -> bool:
     """A list of flat objects (Gladia's words), one object per line, in a single C-encoder call: the
     encoder separates objects with exactly "}, {", so when that string occurs exactly once per gap it is
-    a separator and never part of a value, and can be split on safely."""
+    a separator and never part of a value, and can be split on safely. Return False (nothing written) when
+    it cannot: the caller then writes the items one by one."""
     encoded = encoder.encode([item if isinstance(item, dict) else dict(item) for item in items])
-    if encoded.count("}, {") == len(items) - 1:
-        parts.append("[\n" + inner + encoded[1:-1].replace("}, {", "},\n" + inner + "{"))
-        return
-    parts.append("[")
-    separator = "\n"
-    for item in items:
-        parts.append(separator + inner)
-        _pretty(item, parts, inner, encoder)
-        separator = ",\n"
+    if encoded.count("}, {") != len(items) - 1:
+        return False
+    parts.append("[\n" + inner + encoded[1:-1].replace("}, {", "},\n" + inner + "{"))
+    return True
 
 
 def _plain_mapping(value: Mapping[str, Any]) -> bool:

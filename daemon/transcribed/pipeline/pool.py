@@ -161,10 +161,6 @@ class Pool:
     def hashed(self) -> int:
         return self._stats.hashed
 
-    def idle(self) -> bool:
-        with self._lock:
-            return not (self._intake or self._queued or self._running)
-
     # ------------------------------------------------------------------------------------------ threads
 
     def _identify_loop(self) -> None:
@@ -275,7 +271,7 @@ class Pool:
                 outcome = job.run(self.ctx, key)
             except Exception:   # a bug in one job must not kill the worker; the ledger keeps the state
                 log.exception("job_crashed")
-                outcome = job._retry_later(self.ctx, key, "internal error (see log)")
+                outcome = job.retry_later(self.ctx, key, "internal error (see log)")
             with self._lock:
                 self._running.discard(key)
                 self._stats.outcomes[key] = outcome
