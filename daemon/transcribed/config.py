@@ -78,7 +78,7 @@ class InboxConfig:
     recursive: bool = True
     settle_seconds: float = 5.0            # quiet time before a file written in place counts as complete
     settle_timeout_seconds: float = 86400.0  # a file still changing after this long is reported, not uploaded
-    rescan_seconds: float = 600.0          # periodic stat-only rescan (with jitter)
+    rescan_seconds: float = 600.0          # periodic rescan that catches missed events (with jitter)
     observer: ObserverMode = "auto"
     polling_interval_seconds: float = 5.0  # how often the polling observer looks
     include: tuple[str, ...] = ()          # extra globs that count as media

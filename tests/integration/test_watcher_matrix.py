@@ -6,6 +6,7 @@ dropped before it has been looked at."""
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from transcribed.config import InboxConfig
-from transcribed.inbox.watcher import ReadyFile, Watcher
+from transcribed.inbox.watcher import VERIFY_SLICES, ReadyFile, Watcher
 
 DEADLINE = 30.0
 SETTLE = 0.4
@@ -445,3 +446,75 @@ def test_a_watched_folder_swapped_for_a_symlink_out_is_not_followed(rig: Rig) ->
     rig.watcher.rescan()
     rig.sentinel()
     assert rig.recorder.count(folder / "escaped.mp3") == 0
+
+
+# ---- rescans and lost events ---------------------------------------------------------------------------
+# A write through a hard link that lies outside the inbox changes a known file in place while the inbox's
+# watch reports nothing: the events for it are lost, as after an inotify queue overflow.
+
+def _rewrite_unseen(rig: Rig, path: Path, data: bytes) -> None:
+    """Rewrite `path` in place (same inode) through a hard link outside the inbox; check that no event
+    reported it."""
+    link = rig.outside / f"link-{next(rig.counter)}.bin"
+    os.link(path, link)
+    link.write_bytes(data)
+    link.unlink()
+    rig.sentinel()
+    assert rig.recorder.count(path) == 1, "the rewrite was reported by an event: the premise does not hold"
+
+
+@pytest.mark.parametrize("mode", ["native-flat", "native-recursive"])
+def test_a_rewrite_the_events_missed_is_found_within_a_round_of_rescans(mode: str, tmp_path: Path) -> None:
+    with running(mode, tmp_path) as rig:
+        path = rig.inbox / "rewritten.mp3"
+        path.write_bytes(b"a" * 100)
+        rig.wait_ready(path)
+        _rewrite_unseen(rig, path, b"b" * 150)
+        for _ in range(VERIFY_SLICES):
+            rig.watcher.rescan()
+        rig.recorder.wait_for(lambda: rig.recorder.count(path) == 2, "the rewrite found by the rescans")
+        assert [item.size for item in rig.recorder.ready if item.path == path] == [100, 150]
+
+
+def test_lost_events_reported_by_watchdog_start_a_full_rescan_at_once(tmp_path: Path) -> None:
+    with running("native-recursive", tmp_path) as rig:
+        path = rig.inbox / "deep" / "rewritten.mp3"
+        path.parent.mkdir()
+        path.write_bytes(b"a" * 100)
+        rig.wait_ready(path)
+        _rewrite_unseen(rig, path, b"c" * 120)
+        # what watchdog's inotify emitter logs when the kernel reports IN_Q_OVERFLOW
+        logging.getLogger("watchdog.observers.inotify_c").warning(
+            "Inotify queue overflowed; filesystem events were lost")
+        rig.recorder.wait_for(lambda: rig.recorder.count(path) == 2, "the rewrite found with no rescan asked")
+
+
+@pytest.mark.skipif(not os.access("/proc/sys/fs/inotify/max_queued_events", os.W_OK),
+                    reason="needs root to shrink the kernel's inotify queue")
+def test_a_real_inotify_queue_overflow_is_recovered(tmp_path: Path) -> None:
+    """The kernel's own overflow: the queue limit is read when an inotify instance is made, so the watcher
+    starts with a tiny queue (the limit is restored at once), then a burst of files overflows it."""
+    setting = Path("/proc/sys/fs/inotify/max_queued_events")
+    saved = setting.read_text()
+    try:
+        setting.write_text("8")
+        rig_context = running("native-recursive", tmp_path)
+        rig = rig_context.__enter__()
+    finally:
+        setting.write_text(saved)
+    try:
+        path = rig.inbox / "known.mp3"
+        path.write_bytes(b"a" * 100)
+        rig.wait_ready(path)
+        link = rig.outside / "known-link.bin"
+        os.link(path, link)
+        link.write_bytes(b"d" * 130)             # in place, never reported by an event ...
+        burst = rig.inbox / "burst"              # ... and then the overflow: a rescan must follow it
+        burst.mkdir()
+        for index in range(400):
+            (burst / f"b{index:03d}.mp3").write_bytes(b"x")
+        rig.recorder.wait_for(lambda: rig.recorder.count(path) == 2, "the rewrite found after the overflow")
+        rig.recorder.wait_for(lambda: sum(1 for item in rig.recorder.ready if item.path.parent == burst) == 400,
+                              "every file of the burst handed on")
+    finally:
+        rig_context.__exit__(None, None, None)

@@ -8,7 +8,9 @@ a directory that just appeared.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import threading
 from collections.abc import Callable
 
 import structlog
@@ -82,6 +84,40 @@ class EventRelay(FileSystemEventHandler):
                 post(destination, index, WALK | FAST)
         elif isinstance(event, DirCreatedEvent):
             post(source, index, WALK)
+
+
+events_lost_listeners: set[Callable[[], None]] = set()
+_listening = threading.Lock()
+
+
+class _QueueOverflow(logging.Handler):
+    """watchdog says that the kernel's inotify queue overflowed (events were lost) only in its log; this
+    handler on watchdog's inotify logger turns that record into a call to every listener."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" not in str(record.msg).lower():
+            log.warning("watchdog_warning", message=record.getMessage())
+            return
+        log.warning("watch_events_lost", reason="the kernel's inotify event queue overflowed",
+                    next="a rescan now, with a stat of every file")
+        for listener in list(events_lost_listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("events_lost_listener_failed")
+
+
+def listen_for_lost_events(listener: Callable[[], None]) -> None:
+    """Call `listener()` (from an observer thread) whenever watchdog reports lost events; remove it with
+    events_lost_listeners.discard(listener)."""
+    with _listening:
+        inotify_log = logging.getLogger("watchdog.observers.inotify_c")
+        if not any(isinstance(handler, _QueueOverflow) for handler in inotify_log.handlers):
+            inotify_log.addHandler(_QueueOverflow(logging.WARNING))
+            inotify_log.propagate = False   # reported by the handler, as one of our own log lines
+            if inotify_log.getEffectiveLevel() > logging.WARNING:
+                inotify_log.setLevel(logging.WARNING)
+        events_lost_listeners.add(listener)
 
 
 def _native_observer() -> BaseObserver:

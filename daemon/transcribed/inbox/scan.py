@@ -6,7 +6,6 @@ No watchdog here: this module is safe to import from code that must not pull in 
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
 import structlog
@@ -14,21 +13,11 @@ import structlog
 from transcribed.config import InboxConfig
 from transcribed.inbox.filters import NameFilter
 from transcribed.inbox.readiness import ReadyFile, settled_by_mtime
-from transcribed.inbox.walk import Kind, Root, classify, join, walk
+from transcribed.inbox.walk import Kind, Root, classify, join, version_key, walk
+
+__all__ = ["scan", "version_key"]
 
 log = structlog.get_logger(__name__)
-
-_PACK = struct.Struct("=QQQq").pack
-
-
-def version_key(status: os.stat_result) -> bytes:
-    """(device, inode, size, mtime_ns) packed into 32 bytes: exact, and about a third of the memory of a
-    tuple of ints. Values beyond 64 bits (an mtime set far in the future) fall back to longer text."""
-    try:
-        return _PACK(status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
-    except struct.error:
-        text = f"~{status.st_dev}:{status.st_ino}:{status.st_size}:{status.st_mtime_ns}"
-        return text.ljust(33).encode()
 
 
 def scan(config: InboxConfig, *, settled_before_ns: int | None) -> tuple[list[ReadyFile], list[Path]]:

@@ -14,14 +14,27 @@ from __future__ import annotations
 import enum
 import os
 import stat
+import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transcribed.inbox.filters import IGNORE_MARKER, NameFilter
 
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
+_VERSION = struct.Struct("=QQQq")
+_INODE_OF_KEY = struct.Struct("=8xQ").unpack_from
+
+
+def version_key(status: os.stat_result) -> bytes:
+    """(device, inode, size, mtime_ns) packed into 32 bytes: exact, and about a third of the memory of a
+    tuple of ints. Values beyond 64 bits (an mtime set far in the future) fall back to longer text."""
+    try:
+        return _VERSION.pack(status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+    except struct.error:
+        text = f"~{status.st_dev}:{status.st_ino}:{status.st_size}:{status.st_mtime_ns}"
+        return text.ljust(33).encode()
 
 
 def join(directory: str, name: str) -> str:
@@ -127,66 +140,106 @@ def classify(root: Root, path: str, *, recursive: bool, names: NameFilter) -> Fo
     return Found(Kind.FILE, path, status)
 
 
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """Which files a walk may take as unchanged without an lstat: those in `known` (directory -> name ->
+    version key) whose directory entry still carries the same inode, except every `slices`-th inode (the
+    one whose inode % slices == turn), which is stat-ed anyway. slices=1 trusts nothing.
+
+    A directory listing gives each name's inode for free, so a rename, a replacement by rename, a new or
+    a vanished file is seen without a stat; only a rewrite in place (same inode) is not, and that is what
+    the file events report. The rotating slice re-checks every known file once in `slices` walks.
+    """
+
+    known: Mapping[str, Mapping[str, bytes]]
+    slices: int = 1
+    turn: int = 0
+
+
 @dataclass(slots=True)
 class Listing:
-    """One directory of a walk: its accepted regular files with their lstat, and its symlinks' names.
-    `error` is set (and the lists empty) when the directory could not be listed."""
+    """One directory of a walk: its accepted regular files with their lstat, the names of known files
+    taken as unchanged without a stat (see Trust), and its symlinks' names. `error` is set (and the lists
+    empty) when the directory could not be listed."""
 
     directory: str
     files: list[tuple[str, os.stat_result]] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
+    subfolders: list[str] = field(default_factory=list)
     error: OSError | None = None
 
 
 def walk(root: Root, start: str | None = None, *, recursive: bool, names: NameFilter,
-         stop: threading.Event | None = None) -> Iterator[Listing]:
+         stop: threading.Event | None = None, trust: Trust | None = None) -> Iterator[Listing]:
     """Yield a Listing per directory from `start` (default: the root) down, depth first.
 
     Skipped folders (by name, by marker) are neither listed nor entered; a directory that cannot be
     listed yields a Listing with `error` set and is not entered. Stops early when `stop` is set.
     Each directory is opened once (O_NOFOLLOW: a folder swapped for a symlink is not followed) and its
-    entries are lstat-ed relative to it, which is cheaper than by full path.
+    entries are lstat-ed relative to it, which is cheaper than by full path. With `trust`, known files
+    whose inode is unchanged are listed in `unchanged` and not stat-ed.
     """
     pending = [start or root.text]
-    uses_paths = names.uses_paths
-    file_reason = names.file_reason
     while pending:
         if stop is not None and stop.is_set():
             return
         directory = pending.pop()
-        listing = Listing(directory)
         try:
             descriptor = os.open(directory, _DIRECTORY_FLAGS)
         except OSError as exc:
-            listing.error = exc
-            yield listing
+            yield Listing(directory, error=exc)
             continue
         try:
-            with os.scandir(descriptor) as entries_iterator:
-                entries = list(entries_iterator)
-            if any(entry.name == IGNORE_MARKER for entry in entries):
-                continue
-            prefix = None
-            if uses_paths:
-                relative = root.relative(directory)
-                prefix = "" if relative is None else relative + "/"
-            files = listing.files
-            for entry in entries:
-                name = entry.name
-                try:
-                    if entry.is_file(follow_symlinks=False):
-                        if file_reason(name, None if prefix is None else prefix + name) is None:
-                            files.append((name, entry.stat(follow_symlinks=False)))
-                    elif entry.is_dir(follow_symlinks=False):
-                        if recursive and names.directory_reason(
-                                name, None if prefix is None else prefix + name) is None:
-                            pending.append(join(directory, name))
-                    elif entry.is_symlink():
-                        listing.links.append(name)
-                except (FileNotFoundError, NotADirectoryError):
-                    continue  # removed since the listing: as if it had never been there
+            listing = _list(root, directory, descriptor, recursive, names, trust)
         except OSError as exc:
             listing = Listing(directory, error=exc)
         finally:
             os.close(descriptor)
+        if listing is None:
+            continue  # the folder holds IGNORE_MARKER
+        pending.extend(listing.subfolders)
         yield listing
+
+
+def _list(root: Root, directory: str, descriptor: int, recursive: bool, names: NameFilter,
+          trust: Trust | None) -> Listing | None:
+    """One directory of walk(), in one pass over its entries (the hot loop of every scan); None when it
+    holds IGNORE_MARKER."""
+    listing = Listing(directory)
+    files, unchanged, subfolders = listing.files, listing.unchanged, listing.subfolders
+    file_reason = names.file_reason
+    prefix = None
+    if names.uses_paths:
+        relative = root.relative(directory)
+        prefix = "" if relative is None else relative + "/"
+    known = trust.known.get(directory) if trust is not None and trust.slices > 1 else None
+    slices, turn = (trust.slices, trust.turn) if known is not None and trust is not None else (1, 0)
+    with os.scandir(descriptor) as entries:
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    if known is not None:
+                        key = known.get(name)
+                        if key is not None:
+                            inode = entry.inode()
+                            if inode % slices != turn and _INODE_OF_KEY(key)[0] == inode:
+                                unchanged.append(name)
+                                continue
+                    if file_reason(name, None if prefix is None else prefix + name) is None:
+                        files.append((name, entry.stat(follow_symlinks=False)))
+                    elif name == IGNORE_MARKER:
+                        return None
+                elif entry.is_dir(follow_symlinks=False):
+                    if name == IGNORE_MARKER:
+                        return None
+                    if recursive and names.directory_reason(name, None if prefix is None else prefix + name) is None:
+                        subfolders.append(join(directory, name))
+                elif name == IGNORE_MARKER:
+                    return None
+                elif entry.is_symlink():
+                    listing.links.append(name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed since the listing: as if it had never been there
+    return listing

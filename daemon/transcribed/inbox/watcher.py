@@ -2,8 +2,12 @@
 
 Threads, each with one job:
 - observers (watchdog, one per root, native or polling): turn events into "look at this path" posts;
-- the rescan thread: starts the observers, scans every root at start, then rescans (stat only) every
-  `rescan_seconds` with jitter, posting files it has not handed on in their current version;
+- the rescan thread: starts the observers, scans every root at start, then rescans every
+  `rescan_seconds` with jitter, posting files it has not handed on in their current version. A rescan
+  lists every folder and stats what is new or was replaced (a new inode under a known name); a file
+  already handed on is stat-ed again only in its turn (one in VERIFY_SLICES per rescan), because a rewrite
+  in place is what the file events report. When events may have been lost (the kernel's event queue
+  overflowed, or a root has no observer) the next rescan stats every file;
 - the worker: owns all settle state; looks at posted paths (lstat), keeps a heap of due checks and sleeps
   in Event.wait until the earliest one or the next post, and calls on_ready / on_problem.
 
@@ -28,7 +32,7 @@ from transcribed.inbox import mounts, observers
 from transcribed.inbox.filters import NameFilter
 from transcribed.inbox.readiness import ReadyFile, SettlePolicy, Settling, Verdict, decide, observe
 from transcribed.inbox.scan import scan, version_key
-from transcribed.inbox.walk import Kind, Root, classify, join, walk
+from transcribed.inbox.walk import Kind, Root, Trust, classify, join, walk
 
 __all__ = ["ReadyFile", "Watcher", "scan"]
 
@@ -36,6 +40,7 @@ log = structlog.get_logger(__name__)
 
 _READ_MOUNT_TABLE = object()
 _JOIN_SECONDS = 10.0
+VERIFY_SLICES = 8   # a file handed on is stat-ed again by at least one rescan in this many
 
 
 class _Tracked:
@@ -82,6 +87,9 @@ class Watcher:
         self._known_lock = threading.Lock()
         self._known: dict[str, dict[str, bytes]] = {}
         self._rescan_lock = threading.Lock()
+        self._rescan_now = threading.Event()   # events were lost: rescan at once, stat-ing every file
+        self._events_lost = True               # the start scan knows nothing yet
+        self._rescans = 0
         self._observer_lock = threading.Lock()
         self._observers: dict[int, BaseObserver] = {}
         self._modes: dict[Path, str] = {}
@@ -100,6 +108,8 @@ class Watcher:
         Raise RuntimeError when called twice."""
         if self._threads:
             raise RuntimeError("Watcher.start() called twice")
+        if self._observe:
+            observers.listen_for_lost_events(self.events_lost)
         self._threads = [
             threading.Thread(target=self._run_worker, name="transcribed-inbox-worker", daemon=True),
             threading.Thread(target=self._run_rescans, name="transcribed-inbox-rescan", daemon=True),
@@ -112,6 +122,8 @@ class Watcher:
         No callback runs after stop() returns (unless stop() is called from inside a callback)."""
         self._stopping.set()
         self._wake.set()
+        self._rescan_now.set()
+        observers.events_lost_listeners.discard(self.events_lost)
         with self._observer_lock:
             running = list(self._observers.values())
             self._observers.clear()
@@ -122,19 +134,36 @@ class Watcher:
                 if thread.is_alive():
                     log.warning("watcher_thread_stuck", thread=thread.name)
 
-    def rescan(self) -> None:
-        """Stat every media file under every root now and post those not handed on in their current
-        version (new, changed, or missed by events). Runs in the caller's thread; one at a time."""
+    def rescan(self, *, verify_all: bool = False) -> None:
+        """List every folder under every root now and post the media files not handed on in their current
+        version (new, replaced, or missed by events). Files already handed on are stat-ed again in turns
+        (see VERIFY_SLICES), all of them with `verify_all`, after lost events, and for a root without an
+        observer. Runs in the caller's thread; one at a time."""
         with self._rescan_lock:
             started = time.monotonic()
-            files = posted = 0
+            verify_all = verify_all or self._events_lost
+            self._events_lost = False
+            turn = self._rescans % VERIFY_SLICES
+            self._rescans += 1
+            modes = self.observer_modes()
+            files = posted = stated = 0
             for root in self._roots:
-                seen, new = self._rescan_root(root)
+                watched = modes.get(root.path) in ("native", "polling")
+                slices = 1 if verify_all or not watched else VERIFY_SLICES
+                seen, new, checked = self._rescan_root(root, Trust(self._known, slices, turn))
                 files += seen
                 posted += new
+                stated += checked
                 if self._stopping.is_set():
                     return
-            log.debug("rescan_done", files=files, posted=posted, seconds=round(time.monotonic() - started, 3))
+            log.debug("rescan_done", files=files, posted=posted, stat_calls=stated, verify_all=verify_all,
+                      seconds=round(time.monotonic() - started, 3))
+
+    def events_lost(self) -> None:
+        """The file events of some root were lost (the kernel's queue overflowed): rescan now, and stat
+        every file in that rescan. Safe from any thread."""
+        self._events_lost = True
+        self._rescan_now.set()
 
     def observer_modes(self) -> dict[Path, str]:
         """Per root: "native", "polling", "off" (rescans only) or "none" (could not watch; retried at
@@ -208,7 +237,11 @@ class Watcher:
             self._guarded_rescan()
         finally:
             self._scanned.set()
-        while not self._stopping.wait(self._config.rescan_seconds * self._random.uniform(0.9, 1.1)):
+        while True:
+            self._rescan_now.wait(self._config.rescan_seconds * self._random.uniform(0.9, 1.1))
+            self._rescan_now.clear()
+            if self._stopping.is_set():
+                break
             self._refresh_observers()
             self._guarded_rescan()
         log.debug("rescan_loop_ended", reason="stop requested")
@@ -231,12 +264,14 @@ class Watcher:
         except Exception:
             log.exception("rescan_failed")
 
-    def _rescan_root(self, root: Root) -> tuple[int, int]:
-        """Walk one root; post what is not known in its current version; forget what has gone."""
-        seen = posted = 0
+    def _rescan_root(self, root: Root, trust: Trust) -> tuple[int, int, int]:
+        """Walk one root; post what is not known in its current version; forget what has gone.
+        Return (media files seen, posted, stat-ed)."""
+        seen = posted = stated = 0
         visited: set[str] = set()
         post, known_all = self._post, self._known
-        for listing in walk(root, recursive=self._config.recursive, names=self._names, stop=self._stopping):
+        for listing in walk(root, recursive=self._config.recursive, names=self._names, stop=self._stopping,
+                            trust=trust):
             directory = listing.directory
             if listing.error is not None:
                 event = "rescan_root_unreadable" if directory == root.text else "rescan_folder_unreadable"
@@ -246,7 +281,9 @@ class Watcher:
                 continue
             visited.add(directory)
             known = known_all.get(directory)
-            hits = 0
+            hits = len(listing.unchanged)
+            seen += hits
+            stated += len(listing.files)
             for name, status in listing.files:
                 seen += 1
                 if known is not None and known.get(name) == version_key(status):
@@ -257,14 +294,14 @@ class Watcher:
             for name in listing.links:
                 post(join(directory, name), root.index, 0)
             if known is not None and hits != len(known):
-                present = {name for name, _ in listing.files}
+                present = {name for name, _ in listing.files}.union(listing.unchanged)
                 self._forget(directory, [name for name in list(known) if name not in present])
         if not self._stopping.is_set():
             prefix = root.text.rstrip("/") + "/"
             for directory in [d for d in list(known_all) if d not in visited]:
                 if (directory == root.text or directory.startswith(prefix)) and not os.path.lexists(directory):
                     self._forget(directory, None)
-        return seen, posted
+        return seen, posted, stated
 
     def _forget(self, directory: str, names: list[str] | None) -> None:
         """Drop known versions of vanished files (all of `directory` when names is None). A name is only
