@@ -18,23 +18,25 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import structlog
 
-from transcribed import cli, config, logs
-from transcribed.callback import CallbackHub, CallbackServer
+from transcribed import cli, config, ledger_repair, logs
 from transcribed.config import Config, Secret
 from transcribed.errors import ConfigError
-from transcribed.gladia.client import GladiaClient
-from transcribed.gladia.retry import CircuitBreaker, RetryPolicy
-from transcribed.inbox.watcher import Watcher, scan
+from transcribed.inbox.scan import scan
 from transcribed.ledger import Ledger, LedgerDamagedError, LedgerError
 from transcribed.notify import Notifier
-from transcribed.pipeline import job
-from transcribed.pipeline.adopt import adopt
-from transcribed.pipeline.pool import Pool, wait_all
-from transcribed.pipeline.prepare import MediaTools
+from transcribed.pipeline import settled
+
+if TYPE_CHECKING:  # the machinery is imported once there is work: `once` over a finished inbox never needs it
+    from transcribed.callback import CallbackHub
+    from transcribed.gladia.client import GladiaClient
+    from transcribed.gladia.retry import CircuitBreaker
+    from transcribed.inbox.readiness import ReadyFile
+    from transcribed.inbox.watcher import Watcher
+    from transcribed.pipeline.pool import Pool
 
 log = structlog.get_logger("transcribed.daemon")
 DRAIN_SECONDS = 10.0
@@ -139,8 +141,29 @@ class Daemon:
             print(f"transcribed: another transcribed is already running with the ledger {self.config.ledger.path}",
                   file=sys.stderr)
             return cli.EX_FAILED
+        rebuild = bool(self.args.rebuild_ledger)
+        with lock:
+            # PRAGMA quick_check runs beside the start-up scan; before the first write it must have passed.
+            for checked in (rebuild, True):
+                ledger = self._open(check_pages=checked)
+                if isinstance(ledger, int):
+                    return ledger
+                pages = ledger_repair.check_pages_aside(self.config.ledger.path) if not checked else None
+                with contextlib.closing(ledger):
+                    known, built = settled.load(ledger, self.config)   # before any write: see settled.py
+                    found = self._scan_once(ledger, known) if once else None
+                    if pages is None or pages() is None:
+                        try:
+                            return self._go(ledger, once=once, known=known, built=built, found=found)
+                        finally:
+                            self.notifier.stopping()
+                # damage found aside: open again with the check, which moves the file aside and says so
+        return config.EX_CONFIG
+
+    def _open(self, *, check_pages: bool) -> Ledger | int:
+        """The ledger, or the exit code after saying why it cannot be used."""
         try:
-            ledger = self._open_ledger()
+            return self._open_ledger(check_pages=check_pages)
         except LedgerDamagedError as exc:
             log.critical("ledger_damaged", aside=str(exc.aside_path) if exc.aside_path else None, problem=str(exc))
             print(f"transcribed: the ledger was damaged and has been moved aside ({exc}). Nothing will be "
@@ -150,15 +173,41 @@ class Daemon:
         except LedgerError as exc:
             print(f"transcribed: cannot open the ledger: {exc}", file=sys.stderr)
             return config.EX_CONFIG
-        try:
-            with contextlib.closing(ledger), lock:
-                return self._serve(ledger, once=once)
-        finally:
-            self.notifier.stopping()
 
-    def _open_ledger(self) -> Ledger:
-        ledger = Ledger.open(self.config.ledger.path, rebuild=bool(self.args.rebuild_ledger))
+    def _go(self, ledger: Ledger, *, once: bool, known: settled.Known, built: bool,
+            found: tuple[list[ReadyFile], list[Path]] | None) -> int:
+        if once and found is None:
+            if built:
+                settled.save(ledger, known)
+            self.notifier.ready()
+            log.info("once_finished", files=0, done=0, failed=0, known=sum(map(len, known.values())))
+            return cli.EX_OK
+        code = self._serve(ledger, once=once, known=known, found=found)
+        self._save_settled(ledger)
+        return code
+
+    def _save_settled(self, ledger: Ledger) -> None:
+        """Keep the settled set for the next start (a second or so per 100,000 files, after the drain)."""
+        try:
+            settled.save(ledger, settled.build(ledger, self.config))
+        except LedgerError as exc:
+            log.warning("settled_set_not_saved", error=str(exc), effect="the next start reads the ledger's rows")
+
+    def _scan_once(self, ledger: Ledger, known: settled.Known) -> tuple[list[ReadyFile], list[Path]] | None:
+        """`once`'s start (reads only): scan the inboxes past what `known` holds (a stat per file: a file
+        rewritten in place while nothing watched keeps its name and inode). Return (ready, settling), or None
+        when there is nothing to do at all, so a finished inbox needs none of the machinery."""
+        settle_ns = int(self.config.inbox.settle_seconds * 1e9)
+        ready, settling = scan(self.config.inbox, settled_before_ns=time.time_ns() - settle_ns, known=known)
+        if ready or settling or ledger.pending(time.time()):
+            return ready, settling
+        return None
+
+    def _open_ledger(self, *, check_pages: bool) -> Ledger:
+        ledger = Ledger.open(self.config.ledger.path, rebuild=bool(self.args.rebuild_ledger), check_pages=check_pages)
         if self.args.rebuild_ledger:
+            from transcribed.pipeline.adopt import adopt
+
             files, _ = scan(self.config.inbox, settled_before_ns=None)
             adopted = adopt(ledger, self.config, files)
             log.warning("ledger_rebuild_adopted", files=adopted, hint="files with outputs on disk are done")
@@ -168,6 +217,9 @@ class Daemon:
         return ledger
 
     def _client(self, loaded: Config, breaker: CircuitBreaker | None = None) -> GladiaClient:
+        from transcribed.gladia.client import GladiaClient
+        from transcribed.gladia.retry import RetryPolicy
+
         gladia = loaded.gladia
         assert gladia.api_key is not None
         return GladiaClient(gladia.base_url, gladia.api_key.reveal(), request_timeout=gladia.request_timeout_seconds,
@@ -175,14 +227,16 @@ class Daemon:
                             policy=RetryPolicy(max_attempts=gladia.max_attempts,
                                                deadline=gladia.retry_deadline_seconds))
 
-    def _serve(self, ledger: Ledger, *, once: bool) -> int:
+    def _serve(self, ledger: Ledger, *, once: bool, known: settled.Known,
+               found: tuple[list[ReadyFile], list[Path]] | None) -> int:
         secret = ledger.get_meta("callback_secret")
         if secret is None:
             secret = secrets.token_hex(32)
             ledger.set_meta("callback_secret", secret)
         with contextlib.ExitStack() as stack:
             hub = self._callbacks(stack, ledger, bytes.fromhex(secret))
-            return self._serve_with(ledger, once=once, hub=hub, secret=bytes.fromhex(secret))
+            return self._serve_with(ledger, once=once, hub=hub, secret=bytes.fromhex(secret), known=known,
+                                    found=found)
 
     def _callbacks(self, stack: contextlib.ExitStack, ledger: Ledger, secret: bytes) -> CallbackHub | None:
         """Start the callback receiver when [callback] is enabled; return its hub (None: polling only).
@@ -192,6 +246,9 @@ class Daemon:
         settings = self.config.callback
         if not settings.enabled:
             return None
+        from transcribed.callback import CallbackHub, CallbackServer
+        from transcribed.pipeline import job
+
         hub = CallbackHub(settings)
         for entry in ledger.in_flight():
             if entry.job_id and entry.attempt_id:
@@ -205,7 +262,13 @@ class Daemon:
                  + "/callback/...", webhook_url=hub.webhook_url)
         return hub
 
-    def _serve_with(self, ledger: Ledger, *, once: bool, hub: CallbackHub | None, secret: bytes) -> int:
+    def _serve_with(self, ledger: Ledger, *, once: bool, hub: CallbackHub | None, secret: bytes,
+                    known: settled.Known, found: tuple[list[ReadyFile], list[Path]] | None) -> int:
+        from transcribed.gladia.retry import CircuitBreaker
+        from transcribed.pipeline import job
+        from transcribed.pipeline.pool import Pool
+        from transcribed.pipeline.prepare import MediaTools
+
         breaker = CircuitBreaker(probe_interval=self.config.gladia.outage_probe_seconds)
         ctx = job.Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
                           clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
@@ -218,19 +281,20 @@ class Daemon:
         log.info("daemon_started", mode="once" if once else "run", inboxes=[str(p) for p in self.config.inbox.paths],
                  concurrency=self.config.workers.concurrency, base_url=self.config.gladia.base_url)
         try:
-            if once:
-                return self._once(pool)
-            return self._run(pool)
+            if found is not None:
+                return self._once(pool, *found, known)
+            return self._run(pool, known)
         finally:
             self.stop.set()
             finished = pool.join(DRAIN_SECONDS)
             ctx.client.close()
             log.info("daemon_stopped", drained=finished)
 
-    def _run(self, pool: Pool) -> int:
-        pool.prime()
+    def _run(self, pool: Pool, known: settled.Known) -> int:
+        from transcribed.inbox.watcher import Watcher
+
         pool.enqueue_pending()
-        watcher = Watcher(self.config.inbox, pool.submit,
+        watcher = Watcher(self.config.inbox, pool.submit, known=known,
                           on_problem=lambda path, reason: log.warning("inbox_problem", file=str(path), reason=reason))
         watcher.start()
         self.notifier.ready()
@@ -256,10 +320,11 @@ class Daemon:
             watcher.stop()
         return cli.EX_OK
 
-    def _once(self, pool: Pool) -> int:
+    def _once(self, pool: Pool, ready: list[ReadyFile], settling: list[Path], known: settled.Known) -> int:
+        from transcribed.pipeline import job
+        from transcribed.pipeline.pool import wait_all
+
         settle_ns = int(self.config.inbox.settle_seconds * 1e9)
-        ready, settling = scan(self.config.inbox, settled_before_ns=time.time_ns() - settle_ns)
-        pool.prime()
         keys = set(pool.enqueue_pending())
         for item in sorted(ready, key=lambda r: r.mtime_ns):
             key = pool.identify(item)
@@ -268,7 +333,7 @@ class Daemon:
         deadline = time.monotonic() + self.config.inbox.settle_timeout_seconds
         while settling and not self.stop.is_set() and time.monotonic() < deadline:
             self.stop.wait(max(0.2, self.config.inbox.settle_seconds / 2))
-            ready, settling = scan(self.config.inbox, settled_before_ns=time.time_ns() - settle_ns)
+            ready, settling = scan(self.config.inbox, settled_before_ns=time.time_ns() - settle_ns, known=known)
             for item in ready:
                 key = pool.identify(item)
                 if key is not None:

@@ -16,12 +16,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from transcribed import logs, media
+from transcribed import logs
 from transcribed.config import Config, GladiaConfig, MediaConfig, Secret
 from transcribed.errors import (
     ApiError,
@@ -31,10 +31,10 @@ from transcribed.errors import (
     MediaError,
     TranscribedError,
 )
-from transcribed.gladia.client import GladiaClient, Stopped
-from transcribed.gladia.retry import RetryPolicy, poll_deadline
-from transcribed.outputs.publish import publish
-from transcribed.pipeline.prepare import MediaTools
+
+if TYPE_CHECKING:  # imported where used: every command's start-up pays for what cli.py imports here
+    from transcribed.gladia.client import GladiaClient
+    from transcribed.pipeline.prepare import MediaTools
 
 log = structlog.get_logger("transcribed.transcribe")
 
@@ -56,6 +56,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from transcribed import cli
+    from transcribed.gladia.client import GladiaClient, Stopped
+    from transcribed.gladia.retry import RetryPolicy
 
     loaded = cli.load_config(args)
     if args.formats:
@@ -98,6 +100,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 def transcribe_one(client: GladiaClient, item: str, loaded: Config) -> list[Path]:
     """Transcribe one file or URL; return the output paths written. Raise on failure."""
+    from transcribed.gladia.retry import poll_deadline
+    from transcribed.outputs.publish import publish
+
     request: dict[str, Any] = dict(loaded.transcription.request)
     if _is_url(item):
         request["audio_url"] = item
@@ -132,6 +137,7 @@ def transcribe_one(client: GladiaClient, item: str, loaded: Config) -> list[Path
 def _prepared(source: Path, loaded: Config, stack: contextlib.ExitStack) -> tuple[Path, str]:
     """What to upload for a one-off: the file, or its extracted audio (videos, big files). A file that would
     need splitting is refused here: the daemon (`transcribed once`) splits and stitches."""
+    from transcribed import media
     if source.stat().st_size == 0:
         raise MediaError("the file is empty")
     tools = _tools(loaded.media)
@@ -147,6 +153,8 @@ def _prepared(source: Path, loaded: Config, stack: contextlib.ExitStack) -> tupl
 
 @functools.cache
 def _tools(config: MediaConfig) -> MediaTools:
+    from transcribed.pipeline.prepare import MediaTools
+
     return MediaTools.find(config)     # once per command: it says once if ffmpeg is missing
 
 

@@ -31,7 +31,7 @@ from transcribed.ledger_errors import (
     translate,
 )
 from transcribed.ledger_open import Recovery
-from transcribed.ledger_reads import LedgerReads
+from transcribed.ledger_reads import SETTLED_META, LedgerReads
 from transcribed.ledger_rows import Entry, State, encode_path, load_one, safe_text
 
 __all__ = [
@@ -55,7 +55,7 @@ class Ledger(LedgerReads):
 
     @classmethod
     def open(cls, path: Path, *, clock: Callable[[], float] = time.time, rebuild: bool = False,
-             read_only: bool = False) -> Ledger:
+             read_only: bool = False, check_pages: bool = True) -> Ledger:
         """Open (creating when absent) the ledger at `path`.
 
         A missing file starts a fresh ledger (built beside it and renamed into place, so the path never
@@ -69,19 +69,22 @@ class Ledger(LedgerReads):
         whatever `rebuild`.
         Raise LedgerVersionError for a ledger written by a newer version (left untouched).
         `read_only=True` never creates, moves or writes: damage raises LedgerDamagedError(None, ...).
-        `clock` (wall-clock seconds) stamps every row; tests inject their own.
+        `clock` (wall-clock seconds) stamps every row; tests inject their own. `check_pages=False` leaves
+        PRAGMA quick_check to the caller (see ledger_repair.check_pages_aside).
         """
         path = Path(path)
         try:
             if read_only:
                 return cls(ledger_open.open_read_only(path), path, clock, read_only=True)
-            conn, recovery = ledger_open.open_for_writing(path, clock, rebuild=rebuild)
+            conn, recovery = ledger_open.open_for_writing(path, clock, rebuild=rebuild, check_pages=check_pages)
         except sqlite3.Error as exc:
             raise translate(exc) from exc
         except OSError as exc:
             raise LedgerError(f"cannot open the ledger {path}: {exc.strerror or exc}") from exc
         ledger = cls(conn, path, clock, read_only=False, recovery=recovery)
         if recovery is not None:
+            with ledger._writing():   # drops a settled set copied over from the damaged file
+                pass
             ledger.set_meta("rebuilt_from", str(recovery.aside_path))
         return ledger
 
@@ -327,8 +330,13 @@ class Ledger(LedgerReads):
 
     def set_meta(self, name: str, value: str) -> None:
         """Store a small named value (last_api_error, paused_reason, daemon pid, counters...)."""
-        with self._writing() as conn:
+        with self._writing(data=False) as conn:
             conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, safe_text(value)))
+
+    def save_settled_blob(self, blob: bytes) -> None:
+        """Keep the settled set (pipeline/settled.py) for the next start; dropped by the next write of data."""
+        with self._writing(data=False) as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (SETTLED_META, blob))
 
     def note_conflict(self, key: str, output_path: str, reason: str) -> None:
         """Record that an output of `key` could not be written at `output_path` (e.g. a file we did not write

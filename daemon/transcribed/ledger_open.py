@@ -48,21 +48,22 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def open_for_writing(
-    path: Path, clock: Callable[[], float], *, rebuild: bool
+    path: Path, clock: Callable[[], float], *, rebuild: bool, check_pages: bool = True
 ) -> tuple[sqlite3.Connection, Recovery | None]:
     """Return a connection to a sound current-version ledger at `path`, and what recovery was done.
 
     Missing (and no write-ahead log holding data): a fresh ledger. Damaged (zero-length included): moved aside,
     then LedgerDamagedError, or (rebuild) a fresh ledger with every readable row salvaged. Missing while an
     earlier damaged file lies aside: LedgerDamagedError naming it, or (rebuild) salvage from the newest.
-    A newer ledger: LedgerVersionError, untouched.
+    A newer ledger: LedgerVersionError, untouched. `check_pages=False` leaves out PRAGMA quick_check (the
+    caller runs ledger_repair.check_pages_aside and reopens with the check when it finds damage).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     ledger_repair.remove_scratch(path)
     found = ledger_repair.inspect(path)
     problem = found.problem
     if problem is None and found.kind == "database":
-        conn, problem = _open_existing(path)
+        conn, problem = _open_existing(path, check_pages)
         if conn is not None:
             return conn, None
     earlier = ledger_repair.damaged_beside(path) if found.kind == "missing" else []
@@ -87,13 +88,13 @@ def open_for_writing(
     return conn, Recovery(aside, problem, salvaged)
 
 
-def _open_existing(path: Path) -> tuple[sqlite3.Connection | None, str | None]:
+def _open_existing(path: Path, check_pages: bool) -> tuple[sqlite3.Connection | None, str | None]:
     try:
         conn = connect(path)
     except sqlite3.DatabaseError as exc:
         return None, f"cannot be opened: {exc}"
     try:
-        problem = ledger_repair.check_open(conn, path)
+        problem = ledger_repair.check_open(conn, path, pages=check_pages)
         if problem is None:
             ledger_schema.ensure(conn)
             return conn, None

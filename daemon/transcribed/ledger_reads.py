@@ -21,6 +21,7 @@ from transcribed.ledger_open import Recovery
 from transcribed.ledger_rows import Entry, decode_path, encode_path, load, load_one
 
 # SQL below is built only from these constant state lists and column names; every value is a bound parameter.
+SETTLED_META = "settled"   # meta name of the saved settled set (a blob; see pipeline/settled.py)
 _ACTIVE = ", ".join(f"'{state}'" for state in ledger_schema.ACTIVE_STATES)
 _IN_FLIGHT = ", ".join(f"'{state}'" for state in ledger_schema.IN_FLIGHT_STATES)
 
@@ -62,6 +63,7 @@ class LedgerReads:
         self.path = path
         self.read_only = read_only
         self.recovery = recovery
+        self._settled_dropped = False
 
     def close(self) -> None:
         """Close the connection (idempotent). Every committed transition is already durable."""
@@ -95,9 +97,11 @@ class LedgerReads:
                 raise translate(exc) from exc
 
     @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
+    def _writing(self, *, data: bool = True) -> Iterator[sqlite3.Connection]:
         """Under the lock, one write transaction taken with the write lock up front (so check-then-write is
-        atomic even against another process), committed durably on success, rolled back on any error."""
+        atomic even against another process), committed durably on success, rolled back on any error.
+        The first write of data (`data`: anything but meta values) in this process also drops the saved
+        settled set (see settled_blob), which that write may make stale."""
         with self._lock:
             conn = self._require_open()
             if self.read_only:
@@ -106,9 +110,13 @@ class LedgerReads:
                 conn.execute("BEGIN IMMEDIATE")
                 committed = False
                 try:
+                    dropping = data and not self._settled_dropped
+                    if dropping:
+                        conn.execute("DELETE FROM meta WHERE name = ?", (SETTLED_META,))
                     yield conn
                     conn.execute("COMMIT")
                     committed = True
+                    self._settled_dropped = self._settled_dropped or dropping
                 finally:
                     if not committed and conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -238,6 +246,13 @@ class LedgerReads:
         """Failed entries, most recently failed first, at most `limit`."""
         with self._reading() as conn:
             return load(conn, "WHERE state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,))
+
+    def settled_blob(self) -> bytes | None:
+        """The settled set saved by `Ledger.save_settled_blob` (pipeline/settled.py), or None when there is
+        none or a write of data has been made since it was saved."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (SETTLED_META,)).fetchone()
+        return row[0] if row is not None and isinstance(row[0], bytes) else None
 
     def get_meta(self, name: str) -> str | None:
         """Return the value stored under `name` by `set_meta`, or None."""

@@ -11,11 +11,13 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from transcribed import ledger_schema
 
@@ -94,16 +96,54 @@ def inspect(path: Path) -> FileState:
     return FileState("database", None)
 
 
-def check_open(conn: sqlite3.Connection, path: Path) -> str | None:
+def check_pages(conn: sqlite3.Connection) -> str | None:
+    """PRAGMA quick_check: return what is damaged, or None. Pages, cells and indexes only: the CHECK
+    constraints are enforced on every write, and evaluating them for every row would double its cost."""
+    conn.execute("PRAGMA ignore_check_constraints = ON")
+    try:
+        rows = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
+    finally:
+        conn.execute("PRAGMA ignore_check_constraints = OFF")
+    return None if rows == ["ok"] else "quick_check: " + "; ".join(rows)
+
+
+def check_pages_aside(path: Path) -> Callable[[], str | None]:
+    """Start check_pages on a read-only connection of its own, in a thread (SQLite runs it without the GIL,
+    so a start-up scan goes on meanwhile); return a function that waits for its answer."""
+    answer: list[str | None] = []
+
+    def work() -> None:
+        try:
+            conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                answer.append(check_pages(conn))
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            answer.append(f"quick_check: {exc}")
+
+    thread = threading.Thread(target=work, name="transcribed-ledger-check", daemon=True)
+    thread.start()
+
+    def wait() -> str | None:
+        thread.join()
+        return answer[0] if answer else "quick_check did not finish"
+
+    return wait
+
+
+def check_open(conn: sqlite3.Connection, path: Path, *, pages: bool = True) -> str | None:
     """Given a read-write connection to an existing ledger, return why it is damaged, or None.
 
-    Runs PRAGMA quick_check, then folds the write-ahead log into the file and, when all of it could be
+    Runs PRAGMA quick_check (unless `pages` is False: the caller runs check_pages_aside), then folds the
+    write-ahead log into the file and, when all of it could be
     folded in, checks the file's size against the page count (catches a tail that the log did not explain).
     The checkpoint is PASSIVE: it never waits for, or blocks, another process using the ledger.
     """
-    rows = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
-    if rows != ["ok"]:
-        return "quick_check: " + "; ".join(rows)
+    problem = check_pages(conn) if pages else None
+    if problem is not None:
+        return problem
     busy, logged, moved = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     if busy == 0 and logged == moved:
         page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])

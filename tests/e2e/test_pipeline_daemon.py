@@ -328,3 +328,33 @@ def test_a_job_the_server_forgot_is_created_again(tmp_path: Path, emulator: Emul
         assert result.returncode == 0, result.stdout[-3000:]
         assert restarted.counters()["jobs_created"] == 1
     assert_complete(sources)
+
+
+def test_a_restart_skips_finished_files_and_finds_one_rewritten_in_place_meanwhile(tmp_path: Path,
+                                                                                    emulator: Emulator) -> None:
+    """`run` starts from the settled set its last stop saved: finished files cost nothing, a file added
+    while it was stopped is picked up, and one rewritten in place (same name and inode) is found by the full
+    rescan that follows the start scan."""
+    config, inbox, sources = setup(tmp_path, emulator, files=3)
+    daemon = DaemonProcess(config, tmp_path / "first.log")
+    wait_until(lambda: all(s.with_suffix(".json").exists() for s in sources), message="first outputs")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(15) == 0
+    inode = sources[0].stat().st_ino
+    with sources[0].open("r+b") as rewrite:           # in place: the same inode, new bytes
+        rewrite.write(make_wav(tmp_path / "other.wav", seconds=2.0, tone=777).read_bytes())
+        rewrite.truncate()
+    assert sources[0].stat().st_ino == inode
+    added = make_wav(inbox / "added.wav", seconds=1.0, tone=555)
+    old = time.time() - 3600
+    for path in (sources[0], added):
+        os.utime(path, (old, old))                     # complete at once: no settle wait
+    daemon = DaemonProcess(config, tmp_path / "second.log")
+    wait_until(lambda: emulator.counters().get("jobs_created", 0) == 5, timeout=120,
+               message="a job for the added file and one for the rewritten file")
+    wait_until(lambda: added.with_suffix(".json").exists(), message="outputs of the added file")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(15) == 0
+    assert emulator.counters()["jobs_created"] == 5
+    assert not any(event.get("event") == "file_discovered" and event.get("file") == str(sources[2])
+                   for event in daemon.events())

@@ -101,8 +101,12 @@ class NameFilter:
         # Fast path for rescans of large inboxes: an ordinary media name and no exclude globs. A media
         # extension rules out every temporary, output and litter name; "~" starts take the long way.
         dot = name.rfind(".")
-        if dot > 0 and self._plain and name[0] != "~" and name[dot + 1:].lower() in MEDIA_EXTENSIONS:
-            return None
+        if dot > 0 and self._plain and name[0] != "~":
+            extension = name[dot + 1:].lower()
+            if extension in MEDIA_EXTENSIONS:
+                return None
+            if extension in OUTPUT_EXTENSIONS:   # the transcripts beside each source: as below, sooner
+                return "a transcript or temp file, not media"
         folded = name.casefold()
         dot = folded.rfind(".")
         extension = folded[dot + 1:] if dot > 0 else ""

@@ -6,6 +6,7 @@ No watchdog here: this module is safe to import from code that must not pull in 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import structlog
@@ -20,13 +21,16 @@ __all__ = ["scan", "version_key"]
 log = structlog.get_logger(__name__)
 
 
-def scan(config: InboxConfig, *, settled_before_ns: int | None) -> tuple[list[ReadyFile], list[Path]]:
+def scan(config: InboxConfig, *, settled_before_ns: int | None,
+         known: Mapping[str, Mapping[str, bytes]] | None = None) -> tuple[list[ReadyFile], list[Path]]:
     """Walk every inbox once and return (ready, still settling), each sorted by path.
 
     A media file counts as complete when its mtime is older than `settled_before_ns` (wall-clock ns;
     None: every file counts as complete); newer ones are returned as still settling. Names, folders,
     markers, symlinks and special files follow the same rules as the watcher; symlinks leading out of an
     inbox are logged (symlink_outside_inbox) and skipped. Unreadable folders are logged and skipped.
+    Files in `known` (directory -> name -> version key) are left out while their version (from a stat of
+    each: a rewrite in place keeps the name and the inode) is the same.
     """
     names = NameFilter(tuple(config.include), tuple(config.exclude))
     ready: list[ReadyFile] = []
@@ -38,7 +42,10 @@ def scan(config: InboxConfig, *, settled_before_ns: int | None) -> tuple[list[Re
                 log.warning("scan_folder_unreadable", root=root.text, folder=listing.directory,
                             error=f"{listing.error.__class__.__name__}: {listing.error.strerror}")
                 continue
+            same = known.get(listing.directory) if known is not None else None
             for name, status in listing.files:
+                if same is not None and same.get(name) == version_key(status):
+                    continue
                 file = join(listing.directory, name)
                 if settled_by_mtime(status.st_mtime_ns, settled_before_ns):
                     ready.append(ReadyFile(Path(file), root.path, status.st_dev, status.st_ino,

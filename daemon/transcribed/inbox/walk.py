@@ -23,6 +23,7 @@ from pathlib import Path
 from transcribed.inbox.filters import IGNORE_MARKER, NameFilter
 
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
+VERIFY_SLICES = 8   # a trusting walk still stats one known file in this many (by inode), in turns
 _VERSION = struct.Struct("=QQQq")
 _INODE_OF_KEY = struct.Struct("=8xQ").unpack_from
 
@@ -215,18 +216,20 @@ def _list(root: Root, directory: str, descriptor: int, recursive: bool, names: N
         prefix = "" if relative is None else relative + "/"
     known = trust.known.get(directory) if trust is not None and trust.slices > 1 else None
     slices, turn = (trust.slices, trust.turn) if known is not None and trust is not None else (1, 0)
+    nothing: dict[str, bytes] = {}
+    lookup = (nothing if known is None else known).get
+    inode_of, trusted = _INODE_OF_KEY, unchanged.append
     with os.scandir(descriptor) as entries:
         for entry in entries:
             name = entry.name
             try:
                 if entry.is_file(follow_symlinks=False):
-                    if known is not None:
-                        key = known.get(name)
-                        if key is not None:
-                            inode = entry.inode()
-                            if inode % slices != turn and _INODE_OF_KEY(key)[0] == inode:
-                                unchanged.append(name)
-                                continue
+                    key = lookup(name)
+                    if key is not None:
+                        inode = entry.inode()
+                        if inode % slices != turn and inode_of(key)[0] == inode:
+                            trusted(name)
+                            continue
                     if file_reason(name, None if prefix is None else prefix + name) is None:
                         files.append((name, entry.stat(follow_symlinks=False)))
                     elif name == IGNORE_MARKER:

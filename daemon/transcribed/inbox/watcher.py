@@ -32,15 +32,14 @@ from transcribed.inbox import mounts, observers
 from transcribed.inbox.filters import NameFilter
 from transcribed.inbox.readiness import ReadyFile, SettlePolicy, Settling, Verdict, decide, observe
 from transcribed.inbox.scan import scan, version_key
-from transcribed.inbox.walk import Kind, Root, Trust, classify, join, walk
+from transcribed.inbox.walk import VERIFY_SLICES, Kind, Root, Trust, classify, join, walk
 
-__all__ = ["ReadyFile", "Watcher", "scan"]
+__all__ = ["VERIFY_SLICES", "ReadyFile", "Watcher", "scan"]
 
 log = structlog.get_logger(__name__)
 
 _READ_MOUNT_TABLE = object()
 _JOIN_SECONDS = 10.0
-VERIFY_SLICES = 8   # a file handed on is stat-ed again by at least one rescan in this many
 
 
 class _Tracked:
@@ -60,13 +59,15 @@ class Watcher:
     `on_ready` and `on_problem(path, reason)` run on the watcher's worker thread: they must be cheap, and
     an exception from them is logged, never fatal. on_problem reports files that never settled within
     settle_timeout_seconds and symlinks leading out of the inbox (once per link).
-    `clock` is monotonic seconds (injectable for tests). `_observe=False` runs without observers, on
+    `clock` is monotonic seconds (injectable for tests). `known` seeds the record of files handed on
+    (pipeline/settled.py: finished before this start); the watcher owns it from then on.
+    `_observe=False` runs without observers, on
     rescans only (the "events lost" mode); `_mount_table` replaces /proc/self/mountinfo's text.
     """
 
     def __init__(self, config: InboxConfig, on_ready: Callable[[ReadyFile], None], *,
                  on_problem: Callable[[Path, str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] = time.monotonic, known: dict[str, dict[str, bytes]] | None = None,
                  _observe: bool = True, _mount_table: object = _READ_MOUNT_TABLE) -> None:
         self._config = config
         self._on_ready = on_ready
@@ -85,10 +86,13 @@ class Watcher:
         self._pending: dict[str, tuple[int, int]] = {}
         # directory -> name -> version key of what was handed on; read by the rescan thread.
         self._known_lock = threading.Lock()
-        self._known: dict[str, dict[str, bytes]] = {}
+        self._known: dict[str, dict[str, bytes]] = {} if known is None else known
         self._rescan_lock = threading.Lock()
         self._rescan_now = threading.Event()   # events were lost: rescan at once, stat-ing every file
-        self._events_lost = True               # the start scan knows nothing yet
+        # The start scan trusts `known` (files finished before this start: directory -> name -> version key)
+        # by inode, so new files are seen at once; a full rescan follows it straight away, and finds what was
+        # rewritten in place while nothing watched.
+        self._events_lost = known is not None
         self._rescans = 0
         self._observer_lock = threading.Lock()
         self._observers: dict[int, BaseObserver] = {}
@@ -134,15 +138,16 @@ class Watcher:
                 if thread.is_alive():
                     log.warning("watcher_thread_stuck", thread=thread.name)
 
-    def rescan(self, *, verify_all: bool = False) -> None:
+    def rescan(self, *, verify_all: bool = False, _start: bool = False) -> None:
         """List every folder under every root now and post the media files not handed on in their current
         version (new, replaced, or missed by events). Files already handed on are stat-ed again in turns
         (see VERIFY_SLICES), all of them with `verify_all`, after lost events, and for a root without an
         observer. Runs in the caller's thread; one at a time."""
         with self._rescan_lock:
             started = time.monotonic()
-            verify_all = verify_all or self._events_lost
-            self._events_lost = False
+            if not _start:
+                verify_all = verify_all or self._events_lost
+                self._events_lost = False
             turn = self._rescans % VERIFY_SLICES
             self._rescans += 1
             modes = self.observer_modes()
@@ -234,9 +239,11 @@ class Watcher:
     def _run_rescans(self) -> None:
         try:
             self._refresh_observers()
-            self._guarded_rescan()
+            self._guarded_rescan(start=True)
         finally:
             self._scanned.set()
+        if self._events_lost:
+            self._rescan_now.set()
         while True:
             self._rescan_now.wait(self._config.rescan_seconds * self._random.uniform(0.9, 1.1))
             self._rescan_now.clear()
@@ -258,9 +265,9 @@ class Watcher:
         except Exception:
             log.exception("watch_start_failed")
 
-    def _guarded_rescan(self) -> None:
+    def _guarded_rescan(self, *, start: bool = False) -> None:
         try:
-            self.rescan()
+            self.rescan(_start=start)
         except Exception:
             log.exception("rescan_failed")
 

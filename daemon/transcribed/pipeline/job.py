@@ -44,6 +44,7 @@ from transcribed.outputs.hooks import hook_placeholders, run_hook
 from transcribed.outputs.publish import publish
 from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.prepare import MediaTools, is_part, part_key
+from transcribed.pipeline.settled import inbox_root
 
 log = structlog.get_logger("transcribed.job")
 
@@ -439,12 +440,3 @@ def _source_of(entry: Entry) -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-def inbox_root(config: Config, source: Path) -> Path | None:
-    """The inbox folder a source belongs to (the deepest match), or None when it is outside every inbox."""
-    best: Path | None = None
-    for root in config.inbox.paths:
-        if source.is_relative_to(root) and (best is None or len(root.parts) > len(best.parts)):
-            best = root
-    return best

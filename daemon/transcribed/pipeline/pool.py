@@ -10,25 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import structlog
 
-from transcribed.config import Config
 from transcribed.fingerprint import fingerprint
 from transcribed.inbox import ReadyFile
 from transcribed.ledger import Entry
-from transcribed.outputs.write import output_directory
 from transcribed.pipeline import job
 from transcribed.pipeline.job import Context, Outcome
 from transcribed.pipeline.lister import JobLister
+from transcribed.pipeline.settled import has_outputs_for
 
 log = structlog.get_logger("transcribed.pool")
 
@@ -77,7 +74,6 @@ class Pool:
         self._stats = _Stats()
         self._threads: list[threading.Thread] = []
         self._last_error: str | None = None
-        self._settled: dict[str, tuple[int, int, int, int]] = {}
         self._done_today = (self._today(), int(ctx.ledger.get_meta(f"done:{self._today()}") or 0))
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -117,17 +113,6 @@ class Pool:
         with self._lock:
             self._intake.append(ready)
             self._wake.notify_all()
-
-    def prime(self) -> int:
-        """Snapshot, before the start-up scan, every path whose content is finished and has its outputs, so
-        a restart over a large inbox costs one stat per file and no query; return how many."""
-        paths, outputs = self.ctx.ledger.finished_paths()
-        settled: dict[str, tuple[int, int, int, int]] = {}
-        for path, (identity, key, state) in paths.items():
-            if state == "skipped" or _has_outputs_for(self.ctx.config, outputs.get(key, ()), path):
-                settled[path] = identity
-        self._settled = settled
-        return len(settled)
 
     def enqueue_pending(self) -> list[str]:
         """Queue every unfinished ledger entry that is due; return their keys."""
@@ -185,13 +170,11 @@ class Pool:
         content key when it was queued (or is already queued or running), else None."""
         ledger = self.ctx.ledger
         path = str(ready.path)
-        if self._settled.get(path) == (ready.device, ready.inode, ready.size, ready.mtime_ns):
-            return None   # finished at start-up with its outputs: no query, no write, no hash
         key = ledger.lookup_stat(path, ready.device, ready.inode, ready.size, ready.mtime_ns)
         if key is not None:
             known = ledger.get(key)
             if known is not None and path in known.paths and known.state in ("done", "skipped") \
-                    and (known.state == "skipped" or _has_outputs_for(self.ctx.config, known.outputs, path)):
+                    and (known.state == "skipped" or has_outputs_for(self.ctx.config, known.outputs, path)):
                 return None   # the restart fast path: a stat and a read, no write, no hash
         if key is None:
             key = fingerprint(ready.path)
@@ -206,7 +189,7 @@ class Pool:
         if created:
             log.info("file_discovered", file=path, key=key[:19], bytes=ready.size)
         if entry.state == "done":
-            if not _has_outputs_for(self.ctx.config, entry.outputs, path):
+            if not has_outputs_for(self.ctx.config, entry.outputs, path):
                 # A copy or a rename of finished content: outputs from the stored result, no new job.
                 log.info("known_content_new_path", file=path, key=key[:19])
                 job.publish_stored(self.ctx, key, [path])
@@ -312,24 +295,6 @@ class Pool:
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change()
-
-
-def _has_outputs_for(config: Config, outputs: Iterable[str], path: str) -> bool:
-    """True when the ledger records outputs written for this source path (named after its stem or its full
-    name, in its output folder). Trusts the ledger, with no stat per output: a restart stays one stat a file;
-    `transcribed render` re-writes outputs a user deleted. Plain strings: this runs once per file at start."""
-    if config.output.directory is None:
-        directory = os.path.dirname(path)  # noqa: PTH120 - strings: this runs once per file at start
-    else:
-        source = Path(path)
-        root = job.inbox_root(config, source)
-        if root is None:
-            return True
-        directory = str(output_directory(source, root, config.output.directory))
-    name = os.path.basename(path)  # noqa: PTH119 - strings, as above
-    dot = name.rfind(".")
-    prefixes = (directory + os.sep + (name[:dot] if dot > 0 else name) + ".", directory + os.sep + name + ".")
-    return any(output.startswith(prefixes) and os.sep not in output[len(directory) + 1:] for output in outputs)
 
 
 def wait_all(pool: Pool, keys: Iterable[str], stop: threading.Event, poll: float = 0.2) -> None:
