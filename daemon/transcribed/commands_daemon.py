@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import structlog
 
-from transcribed import cli, config, ledger_repair, logs
+from transcribed import cli, config, logs
 from transcribed.config import Config, Secret
 from transcribed.errors import ConfigError
 from transcribed.inbox.scan import scan
@@ -143,21 +143,26 @@ class Daemon:
             return cli.EX_FAILED
         rebuild = bool(self.args.rebuild_ledger)
         with lock:
-            # PRAGMA quick_check runs beside the start-up scan; before the first write it must have passed.
+            # Like a filesystem's clean flag: the settled set is in the ledger only when the last daemon
+            # stopped cleanly and nothing was written since; otherwise every page is checked first.
             for checked in (rebuild, True):
                 ledger = self._open(check_pages=checked)
                 if isinstance(ledger, int):
                     return ledger
-                pages = ledger_repair.check_pages_aside(self.config.ledger.path) if not checked else None
                 with contextlib.closing(ledger):
-                    known, built = settled.load(ledger, self.config)   # before any write: see settled.py
-                    found = self._scan_once(ledger, known) if once else None
-                    if pages is None or pages() is None:
+                    try:
+                        known, built = settled.load(ledger, self.config)   # before any write: see settled.py
+                    except LedgerDamagedError as exc:
+                        if checked:
+                            return self._damaged(exc)
+                        continue   # a damaged page read: open again with the check, as below
+                    if checked or not built or ledger.check_pages() is None:
+                        found = self._scan_once(ledger, known) if once else None
                         try:
                             return self._go(ledger, once=once, known=known, built=built, found=found)
                         finally:
                             self.notifier.stopping()
-                # damage found aside: open again with the check, which moves the file aside and says so
+                # damaged: open again with the check, which moves the file aside and says so
         return config.EX_CONFIG
 
     def _open(self, *, check_pages: bool) -> Ledger | int:
@@ -165,14 +170,18 @@ class Daemon:
         try:
             return self._open_ledger(check_pages=check_pages)
         except LedgerDamagedError as exc:
-            log.critical("ledger_damaged", aside=str(exc.aside_path) if exc.aside_path else None, problem=str(exc))
-            print(f"transcribed: the ledger was damaged and has been moved aside ({exc}). Nothing will be "
-                  "re-transcribed silently: run `transcribed run --rebuild-ledger` to start a new ledger that "
-                  "keeps what could be read and adopts outputs already on disk.", file=sys.stderr)
-            return config.EX_CONFIG
+            return self._damaged(exc)
         except LedgerError as exc:
             print(f"transcribed: cannot open the ledger: {exc}", file=sys.stderr)
             return config.EX_CONFIG
+
+    def _damaged(self, exc: LedgerDamagedError) -> int:
+        log.critical("ledger_damaged", aside=str(exc.aside_path) if exc.aside_path else None, problem=str(exc))
+        where = "has been moved aside" if exc.aside_path else "cannot be read"
+        print(f"transcribed: the ledger was damaged and {where} ({exc}). Nothing will be re-transcribed "
+              "silently: run `transcribed run --rebuild-ledger` to start a new ledger that keeps what could be "
+              "read and adopts outputs already on disk.", file=sys.stderr)
+        return config.EX_CONFIG
 
     def _go(self, ledger: Ledger, *, once: bool, known: settled.Known, built: bool,
             found: tuple[list[ReadyFile], list[Path]] | None) -> int:
@@ -180,7 +189,7 @@ class Daemon:
             if built:
                 settled.save(ledger, known)
             self.notifier.ready()
-            log.info("once_finished", files=0, done=0, failed=0, known=sum(map(len, known.values())))
+            log.info("once_finished", files=0, done=0, failed=0, known=settled.count(known))
             return cli.EX_OK
         code = self._serve(ledger, once=once, known=known, found=found)
         self._save_settled(ledger)
@@ -294,7 +303,8 @@ class Daemon:
         from transcribed.inbox.watcher import Watcher
 
         pool.enqueue_pending()
-        watcher = Watcher(self.config.inbox, pool.submit, known=known,
+        seeded = {folder: dict(names) for folder, names in known.items()}    # the watcher's own, mutable
+        watcher = Watcher(self.config.inbox, pool.submit, known=seeded,
                           on_problem=lambda path, reason: log.warning("inbox_problem", file=str(path), reason=reason))
         watcher.start()
         self.notifier.ready()

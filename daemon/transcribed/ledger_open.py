@@ -56,7 +56,7 @@ def open_for_writing(
     then LedgerDamagedError, or (rebuild) a fresh ledger with every readable row salvaged. Missing while an
     earlier damaged file lies aside: LedgerDamagedError naming it, or (rebuild) salvage from the newest.
     A newer ledger: LedgerVersionError, untouched. `check_pages=False` leaves out PRAGMA quick_check (the
-    caller runs ledger_repair.check_pages_aside and reopens with the check when it finds damage).
+    caller runs it when it must, and reopens with the check when it finds damage).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     ledger_repair.remove_scratch(path)

@@ -11,13 +11,11 @@ import os
 import shutil
 import sqlite3
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
 
 from transcribed import ledger_schema
 
@@ -107,36 +105,10 @@ def check_pages(conn: sqlite3.Connection) -> str | None:
     return None if rows == ["ok"] else "quick_check: " + "; ".join(rows)
 
 
-def check_pages_aside(path: Path) -> Callable[[], str | None]:
-    """Start check_pages on a read-only connection of its own, in a thread (SQLite runs it without the GIL,
-    so a start-up scan goes on meanwhile); return a function that waits for its answer."""
-    answer: list[str | None] = []
-
-    def work() -> None:
-        try:
-            conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
-            try:
-                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                answer.append(check_pages(conn))
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            answer.append(f"quick_check: {exc}")
-
-    thread = threading.Thread(target=work, name="transcribed-ledger-check", daemon=True)
-    thread.start()
-
-    def wait() -> str | None:
-        thread.join()
-        return answer[0] if answer else "quick_check did not finish"
-
-    return wait
-
-
 def check_open(conn: sqlite3.Connection, path: Path, *, pages: bool = True) -> str | None:
     """Given a read-write connection to an existing ledger, return why it is damaged, or None.
 
-    Runs PRAGMA quick_check (unless `pages` is False: the caller runs check_pages_aside), then folds the
+    Runs PRAGMA quick_check (unless `pages` is False: the caller decides when to run check_pages), then folds the
     write-ahead log into the file and, when all of it could be
     folded in, checks the file's size against the page count (catches a tail that the log did not explain).
     The checkpoint is PASSIVE: it never waits for, or blocks, another process using the ledger.

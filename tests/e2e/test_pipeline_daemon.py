@@ -358,3 +358,23 @@ def test_a_restart_skips_finished_files_and_finds_one_rewritten_in_place_meanwhi
     assert emulator.counters()["jobs_created"] == 5
     assert not any(event.get("event") == "file_discovered" and event.get("file") == str(sources[2])
                    for event in daemon.events())
+
+
+def test_after_a_write_since_the_last_clean_stop_every_page_is_checked_at_start(tmp_path: Path,
+                                                                                emulator: Emulator) -> None:
+    """A clean stop leaves the settled set in the ledger and the next start skips PRAGMA quick_check (like a
+    filesystem's clean flag); any write since (here `forget`) drops it, so a damaged page is found."""
+    config, _, sources = setup(tmp_path, emulator, files=3)
+    assert once(config, tmp_path).returncode == 0
+    assert once(config, tmp_path).returncode == 0                     # clean: nothing to do, no check needed
+    assert run_cli("forget", "--config", str(config), str(sources[0])).returncode == 0
+    ledger = tmp_path / "state" / "ledger.db"
+    data = ledger.read_bytes()
+    page = 4096
+    middle = len(data) // page // 2
+    ledger.write_bytes(data[:middle * page] + random.Random(5).randbytes(page) + data[(middle + 1) * page:])
+    refused = once(config, tmp_path)
+    assert refused.returncode == 78, refused.stdout[-2000:] + refused.stderr[-2000:]
+    assert "--rebuild-ledger" in refused.stderr
+    assert list(ledger.parent.glob("ledger.db.damaged-*"))
+    assert emulator.counters()["jobs_created"] == 3

@@ -49,44 +49,71 @@ def test_scan_of_a_missing_inbox_is_empty(tmp_path: Path) -> None:
 
 
 def _walk_once(inbox: Path, trust: Trust) -> tuple[set[str], set[str]]:
-    """(names stat-ed, names taken as unchanged) of one walk of a flat inbox."""
+    """(names given as new or changed, names taken as unchanged) of one walk of a flat inbox."""
     root = Root.of(inbox, 0)
-    stated: set[str] = set()
+    changed: set[str] = set()
     unchanged: set[str] = set()
     for listing in walk(root, recursive=True, names=NameFilter((), ()), trust=trust):
-        stated.update(name for name, _ in listing.files)
+        changed.update(name for name, _ in listing.files)
         unchanged.update(listing.unchanged)
-    return stated, unchanged
+    return changed, unchanged
 
 
-def test_a_trusting_walk_stats_only_new_and_replaced_names_and_its_turn(tmp_path: Path) -> None:
+def test_a_trusting_walk_finds_new_and_replaced_names_at_once_and_rewrites_in_their_turn(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for index in range(40):
         (inbox / f"f{index:02d}.mp3").write_bytes(b"x" * index)
     known = {str(inbox): {entry.name: version_key(entry.stat(follow_symlinks=False)) for entry in os.scandir(inbox)}}
-    # rewritten in place (same inode): taken as unchanged except in its turn
-    (inbox / "f01.mp3").write_bytes(b"changed")
-    # replaced by rename: a new inode under a known name, always stat-ed
+    (inbox / "f01.mp3").write_bytes(b"changed")                  # rewritten in place: the same inode
     (tmp_path / "new.mp3").write_bytes(b"new")
-    os.replace(tmp_path / "new.mp3", inbox / "f02.mp3")
+    os.replace(tmp_path / "new.mp3", inbox / "f02.mp3")          # replaced by rename: a new inode
     (inbox / "brand-new.mp3").write_bytes(b"n")
     (inbox / "f03.mp3").unlink()
+    everything = {f"f{i:02d}.mp3" for i in range(40) if i != 3} | {"brand-new.mp3"}
 
     slices = 4
-    seen_in_turns: dict[str, list[int]] = {}
+    rewrite_found = 0
     for turn in range(slices):
-        stated, unchanged = _walk_once(inbox, Trust(known, slices, turn))
-        assert {"f02.mp3", "brand-new.mp3"} <= stated
-        assert not stated & unchanged and "f03.mp3" not in stated | unchanged
-        assert stated | unchanged == {f"f{i:02d}.mp3" for i in range(40) if i != 3} | {"brand-new.mp3"}
-        for name in stated:
-            seen_in_turns.setdefault(name, []).append(turn)
-    # over a round of turns, every known file was stat-ed exactly once (the replaced one every time)
-    for name in known[str(inbox)]:
-        if name not in ("f02.mp3", "f03.mp3"):
-            assert len(seen_in_turns[name]) == 1, name
-    assert len(seen_in_turns["f02.mp3"]) == slices
-    # with one slice nothing is trusted
-    stated, unchanged = _walk_once(inbox, Trust(known, 1, 0))
-    assert not unchanged and len(stated) == 40
+        changed, unchanged = _walk_once(inbox, Trust(known, slices, turn))
+        assert changed - {"f01.mp3"} == {"f02.mp3", "brand-new.mp3"}
+        assert changed | unchanged == everything and not changed & unchanged
+        rewrite_found += "f01.mp3" in changed
+    assert rewrite_found == 1                                      # once in a round of turns
+    # one slice: every file is stat-ed, so the rewrite is found at once
+    changed, unchanged = _walk_once(inbox, Trust(known, 1, 0))
+    assert changed == {"f01.mp3", "f02.mp3", "brand-new.mp3"} and changed | unchanged == everything
+
+
+def test_a_scan_split_with_a_child_process_finds_exactly_what_one_process_finds(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    files: list[Path] = []
+    for group in range(3):
+        for folder in range(12):
+            for index in range(5):
+                path = inbox / f"g{group}" / f"f{folder:02d}" / f"r{index}.mp3"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"x" * (index + 1))
+                (path.parent / f"r{index}.txt").write_text("transcript")
+                files.append(path)
+    (inbox / "top.wav").write_bytes(b"top")
+    (inbox / "g1" / "skipped").mkdir()
+    (inbox / "g1" / "skipped" / ".transcribed-ignore").touch()
+    (inbox / "g1" / "skipped" / "hidden.mp3").write_bytes(b"h")
+    (inbox / "g2" / "f03" / "out.mp3").symlink_to(tmp_path / "elsewhere.mp3")
+    known: dict[str, dict[str, bytes]] = {}
+    for path in files:
+        known.setdefault(str(path.parent), {})[path.name] = version_key(path.lstat())
+    files[3].write_bytes(b"rewritten in place")          # same inode, new version
+    files[40].unlink()
+    (inbox / "g0" / "f05" / "new.mp3").write_bytes(b"new")
+    config = InboxConfig(paths=(inbox,))
+
+    def outcome(split_from: int) -> tuple[list[tuple[Path, int]], list[Path]]:
+        ready, settling = scan(config, settled_before_ns=time.time_ns() + 10**9, known=known, split_from=split_from)
+        return [(item.path, item.size) for item in ready], settling
+
+    alone, split = outcome(10**9), outcome(1)
+    assert split == alone
+    assert alone[0] == [(files[3], len(b"rewritten in place")), (inbox / "g0" / "f05" / "new.mp3", 3),
+                        (inbox / "top.wav", 3)]

@@ -35,6 +35,8 @@ TEMPORARY_PREFIXES = ("~$", "~syncthing~", ".~lock.", ".syncthing.", ".goutputst
 
 # The daemon writes these beside a source (outputs/render.py formats); never treat them as input.
 OUTPUT_EXTENSIONS = frozenset({"txt", "srt", "vtt", "json", "md"})
+# A name ending so is never media, whatever the globs (outputs are refused before include/exclude apply).
+OUTPUT_SUFFIXES = tuple(f".{extension}" for extension in sorted(OUTPUT_EXTENSIONS))
 OWN_TEMPORARY_MARK = ".transcribed-tmp"
 
 # Folders and files that operating systems, NAS boxes and sync tools leave behind (casefolded).

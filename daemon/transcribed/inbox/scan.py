@@ -6,7 +6,9 @@ No watchdog here: this module is safe to import from code that must not pull in 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import pickle
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -14,15 +16,120 @@ import structlog
 from transcribed.config import InboxConfig
 from transcribed.inbox.filters import NameFilter
 from transcribed.inbox.readiness import ReadyFile, settled_by_mtime
-from transcribed.inbox.walk import Kind, Root, classify, join, version_key, walk
+from transcribed.inbox.walk import Kind, Listing, Root, Trust, classify, join, list_directory, version_key, walk
 
 __all__ = ["scan", "version_key"]
 
 log = structlog.get_logger(__name__)
 
 
-def scan(config: InboxConfig, *, settled_before_ns: int | None,
-         known: Mapping[str, Mapping[str, bytes]] | None = None) -> tuple[list[ReadyFile], list[Path]]:
+_SPLIT_FROM = 20_000   # known files from which a scan is split between two processes
+_FRONTIER = 32         # folders listed breadth first before the split
+
+
+@dataclass
+class _Found:
+    """What a scan found, in plain picklable values (a child process sends its part back as one)."""
+
+    ready: list[tuple[str, int, int, int, int, int]] = field(default_factory=list)  # path, root, dev, ino, size, mtime
+    settling: list[str] = field(default_factory=list)
+    links: list[tuple[int, str]] = field(default_factory=list)
+    unreadable: list[tuple[int, str, str]] = field(default_factory=list)             # root, folder, error
+
+
+class _Scanner:
+    def __init__(self, config: InboxConfig, settled_before_ns: int | None,
+                 known: Mapping[str, Mapping[str, bytes]] | None) -> None:
+        self.config = config
+        self.names = NameFilter(tuple(config.include), tuple(config.exclude))
+        self.settled_before_ns = settled_before_ns
+        self.trust = None if known is None else Trust(known)   # one slice: a stat of every file
+
+    def take(self, root: Root, listing: Listing, found: _Found) -> None:
+        directory = listing.directory
+        if listing.error is not None:
+            error = listing.error
+            found.unreadable.append((root.index, directory, f"{error.__class__.__name__}: {error.strerror}"))
+            return
+        for name, status in listing.files:      # known files in the same version are in listing.unchanged
+            file = join(directory, name)
+            if settled_by_mtime(status.st_mtime_ns, self.settled_before_ns):
+                found.ready.append((file, root.index, status.st_dev, status.st_ino, status.st_size,
+                                    status.st_mtime_ns))
+            else:
+                found.settling.append(file)
+        found.links.extend((root.index, join(directory, name)) for name in listing.links)
+
+    def walk(self, root: Root, starts: list[str], found: _Found) -> None:
+        for start in starts:
+            for listing in walk(root, start, recursive=self.config.recursive, names=self.names, trust=self.trust):
+                self.take(root, listing, found)
+
+    def split(self, root: Root, found: _Found) -> None:
+        """List the top folders breadth first, then walk half of what is below them in a child process (a
+        stat per file costs more than the listing: two cores halve it) and merge what it found."""
+        frontier = [root.text]
+        while frontier and len(frontier) < _FRONTIER:
+            level, frontier = frontier, []
+            for directory in level:
+                listing = list_directory(root, directory, recursive=True, names=self.names, trust=self.trust)
+                if listing is not None:
+                    self.take(root, listing, found)
+                    frontier.extend(listing.subfolders)
+        theirs = frontier[1::2]
+        incoming = _in_child(lambda: self._part(root, theirs)) if theirs else None
+        self.walk(root, frontier[0::2], found)
+        part = incoming() if incoming is not None else None
+        if part is None:
+            self.walk(root, theirs, found)     # the child failed: its half here
+            return
+        for name in ("ready", "settling", "links", "unreadable"):
+            getattr(found, name).extend(getattr(part, name))
+
+    def _part(self, root: Root, starts: list[str]) -> _Found:
+        part = _Found()
+        self.walk(root, starts, part)
+        return part
+
+
+def _in_child(work: Callable[[], _Found]) -> Callable[[], _Found | None] | None:
+    """Run `work` in a forked child; return a function that waits for its result (None when it failed),
+    or None when no child could be started. The child only lists, stats and writes to a pipe."""
+    try:
+        reading, writing = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the child: nothing here may log, raise or return into the caller's code
+        code = 1
+        try:
+            os.close(reading)
+            with os.fdopen(writing, "wb") as out:
+                out.write(pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writing)
+
+    def result() -> _Found | None:
+        with os.fdopen(reading, "rb") as source:
+            data = source.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not data:
+            return None
+        part = pickle.loads(data)  # noqa: S301 - our own child's bytes, through a pipe only we hold
+        return part if isinstance(part, _Found) else None
+
+    return result
+
+
+def _count(known: Mapping[str, Mapping[str, bytes]]) -> int:
+    files = getattr(known, "files", None)    # pipeline/settled.py's Saved knows without decoding
+    return files if isinstance(files, int) else sum(map(len, known.values()))
+
+
+def scan(config: InboxConfig, *, settled_before_ns: int | None, known: Mapping[str, Mapping[str, bytes]] | None = None,
+         split_from: int = _SPLIT_FROM) -> tuple[list[ReadyFile], list[Path]]:
     """Walk every inbox once and return (ready, still settling), each sorted by path.
 
     A media file counts as complete when its mtime is older than `settled_before_ns` (wall-clock ns;
@@ -30,32 +137,28 @@ def scan(config: InboxConfig, *, settled_before_ns: int | None,
     markers, symlinks and special files follow the same rules as the watcher; symlinks leading out of an
     inbox are logged (symlink_outside_inbox) and skipped. Unreadable folders are logged and skipped.
     Files in `known` (directory -> name -> version key) are left out while their version (from a stat of
-    each: a rewrite in place keeps the name and the inode) is the same.
+    each: a rewrite in place keeps the name and the inode) is the same. With `split_from` known files or
+    more and more than one core, the walk of a recursive inbox is split between this process and a forked
+    child.
     """
-    names = NameFilter(tuple(config.include), tuple(config.exclude))
-    ready: list[ReadyFile] = []
-    settling: list[Path] = []
-    for index, path in enumerate(config.paths):
-        root = Root.of(path, index)
-        for listing in walk(root, recursive=config.recursive, names=names):
-            if listing.error is not None:
-                log.warning("scan_folder_unreadable", root=root.text, folder=listing.directory,
-                            error=f"{listing.error.__class__.__name__}: {listing.error.strerror}")
-                continue
-            same = known.get(listing.directory) if known is not None else None
-            for name, status in listing.files:
-                if same is not None and same.get(name) == version_key(status):
-                    continue
-                file = join(listing.directory, name)
-                if settled_by_mtime(status.st_mtime_ns, settled_before_ns):
-                    ready.append(ReadyFile(Path(file), root.path, status.st_dev, status.st_ino,
-                                           status.st_size, status.st_mtime_ns))
-                else:
-                    settling.append(Path(file))
-            for name in listing.links:
-                link = join(listing.directory, name)
-                if classify(root, link, recursive=config.recursive, names=names).kind is Kind.LINK_OUTSIDE:
-                    log.warning("symlink_outside_inbox", file=link, root=root.text)
+    scanner = _Scanner(config, settled_before_ns, known)
+    found = _Found()
+    split = (config.recursive and known is not None and (os.cpu_count() or 1) > 1 and hasattr(os, "fork")
+             and _count(known) >= split_from)
+    roots = [Root.of(path, index) for index, path in enumerate(config.paths)]
+    for root in roots:
+        if split:
+            scanner.split(root, found)
+        else:
+            scanner.walk(root, [root.text], found)
+    for index, folder, error in found.unreadable:
+        log.warning("scan_folder_unreadable", root=roots[index].text, folder=folder, error=error)
+    for index, link in found.links:
+        root = roots[index]
+        if classify(root, link, recursive=config.recursive, names=scanner.names).kind is Kind.LINK_OUTSIDE:
+            log.warning("symlink_outside_inbox", file=link, root=root.text)
+    ready = [ReadyFile(Path(path), roots[index].path, device, inode, size, mtime_ns)
+             for path, index, device, inode, size, mtime_ns in found.ready]
     ready.sort(key=lambda item: os.fsencode(item.path))
-    settling.sort(key=os.fsencode)
+    settling = sorted((Path(path) for path in found.settling), key=os.fsencode)
     return ready, settling

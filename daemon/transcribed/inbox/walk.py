@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transcribed.inbox.filters import IGNORE_MARKER, NameFilter
+from transcribed.inbox.filters import IGNORE_MARKER, OUTPUT_SUFFIXES, NameFilter
 
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 VERIFY_SLICES = 8   # a trusting walk still stats one known file in this many (by inode), in turns
@@ -143,9 +143,10 @@ def classify(root: Root, path: str, *, recursive: bool, names: NameFilter) -> Fo
 
 @dataclass(frozen=True, slots=True)
 class Trust:
-    """Which files a walk may take as unchanged without an lstat: those in `known` (directory -> name ->
-    version key) whose directory entry still carries the same inode, except every `slices`-th inode (the
-    one whose inode % slices == turn), which is stat-ed anyway. slices=1 trusts nothing.
+    """Which files a walk may take as unchanged: those in `known` (directory -> name -> version key) whose
+    lstat gives the same key, and, without an lstat, those whose directory entry still carries the same
+    inode, except every `slices`-th inode (the one whose inode % slices == turn), which is stat-ed anyway.
+    slices=1 stats every file.
 
     A directory listing gives each name's inode for free, so a rename, a replacement by rename, a new or
     a vanished file is seen without a stat; only a rewrite in place (same inode) is not, and that is what
@@ -179,28 +180,33 @@ def walk(root: Root, start: str | None = None, *, recursive: bool, names: NameFi
     listed yields a Listing with `error` set and is not entered. Stops early when `stop` is set.
     Each directory is opened once (O_NOFOLLOW: a folder swapped for a symlink is not followed) and its
     entries are lstat-ed relative to it, which is cheaper than by full path. With `trust`, known files
-    whose inode is unchanged are listed in `unchanged` and not stat-ed.
+    taken as unchanged are listed in `unchanged`, not in `files`.
     """
     pending = [start or root.text]
     while pending:
         if stop is not None and stop.is_set():
             return
-        directory = pending.pop()
-        try:
-            descriptor = os.open(directory, _DIRECTORY_FLAGS)
-        except OSError as exc:
-            yield Listing(directory, error=exc)
-            continue
-        try:
-            listing = _list(root, directory, descriptor, recursive, names, trust)
-        except OSError as exc:
-            listing = Listing(directory, error=exc)
-        finally:
-            os.close(descriptor)
+        listing = list_directory(root, pending.pop(), recursive=recursive, names=names, trust=trust)
         if listing is None:
             continue  # the folder holds IGNORE_MARKER
         pending.extend(listing.subfolders)
         yield listing
+
+
+def list_directory(root: Root, directory: str, *, recursive: bool, names: NameFilter,
+                   trust: Trust | None = None) -> Listing | None:
+    """One directory of walk(): its Listing (`error` set when it cannot be listed), or None when it holds
+    IGNORE_MARKER. `subfolders` are the folders walk() would enter next."""
+    try:
+        descriptor = os.open(directory, _DIRECTORY_FLAGS)
+    except OSError as exc:
+        return Listing(directory, error=exc)
+    try:
+        return _list(root, directory, descriptor, recursive, names, trust)
+    except OSError as exc:
+        return Listing(directory, error=exc)
+    finally:
+        os.close(descriptor)
 
 
 def _list(root: Root, directory: str, descriptor: int, recursive: bool, names: NameFilter,
@@ -214,23 +220,31 @@ def _list(root: Root, directory: str, descriptor: int, recursive: bool, names: N
     if names.uses_paths:
         relative = root.relative(directory)
         prefix = "" if relative is None else relative + "/"
-    known = trust.known.get(directory) if trust is not None and trust.slices > 1 else None
+    known = trust.known.get(directory) if trust is not None else None
     slices, turn = (trust.slices, trust.turn) if known is not None and trust is not None else (1, 0)
     nothing: dict[str, bytes] = {}
     lookup = (nothing if known is None else known).get
-    inode_of, trusted = _INODE_OF_KEY, unchanged.append
+    inode_of, same, pack = _INODE_OF_KEY, unchanged.append, version_key
     with os.scandir(descriptor) as entries:
         for entry in entries:
             name = entry.name
             try:
                 if entry.is_file(follow_symlinks=False):
+                    if name.endswith(OUTPUT_SUFFIXES):
+                        continue     # the transcripts beside each source: never media (filters.py)
                     key = lookup(name)
                     if key is not None:
-                        inode = entry.inode()
-                        if inode % slices != turn and inode_of(key)[0] == inode:
-                            trusted(name)
-                            continue
-                    if file_reason(name, None if prefix is None else prefix + name) is None:
+                        if slices > 1:
+                            inode = entry.inode()
+                            if inode % slices != turn and inode_of(key)[0] == inode:
+                                same(name)
+                                continue
+                        status = entry.stat(follow_symlinks=False)
+                        if pack(status) == key:
+                            same(name)
+                        elif file_reason(name, None if prefix is None else prefix + name) is None:
+                            files.append((name, status))
+                    elif file_reason(name, None if prefix is None else prefix + name) is None:
                         files.append((name, entry.stat(follow_symlinks=False)))
                     elif name == IGNORE_MARKER:
                         return None

@@ -161,7 +161,7 @@ class Watcher:
                 stated += checked
                 if self._stopping.is_set():
                     return
-            log.debug("rescan_done", files=files, posted=posted, stat_calls=stated, verify_all=verify_all,
+            log.debug("rescan_done", files=files, posted=posted, changed=stated, verify_all=verify_all,
                       seconds=round(time.monotonic() - started, 3))
 
     def events_lost(self) -> None:
@@ -291,11 +291,8 @@ class Watcher:
             hits = len(listing.unchanged)
             seen += hits
             stated += len(listing.files)
-            for name, status in listing.files:
+            for name, _ in listing.files:     # new or changed: what is the same is in listing.unchanged
                 seen += 1
-                if known is not None and known.get(name) == version_key(status):
-                    hits += 1
-                    continue
                 post(join(directory, name), root.index, 0)
                 posted += 1
             for name in listing.links:

@@ -11,18 +11,18 @@ from __future__ import annotations
 import os
 import struct
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from transcribed.config import Config
 from transcribed.ledger import Ledger
 
-Known = dict[str, dict[str, bytes]]
+Known = Mapping[str, Mapping[str, bytes]]
 
 _VERSION = struct.Struct("=QQQq")
 _KEY_SIZE = _VERSION.size
-_MAGIC = b"transcribed-settled-1\0"
-_LENGTHS = struct.Struct("=IIII")
+_MAGIC = b"transcribed-settled-2\0"
+_LENGTHS = struct.Struct("=IIIII")
 
 
 def inbox_root(config: Config, source: Path) -> Path | None:
@@ -57,7 +57,7 @@ def has_outputs_for(config: Config, outputs: Iterable[str], path: str) -> bool:
 def build(ledger: Ledger, config: Config) -> Known:
     """The set from the ledger's rows (the slow path: after a crash, or the first start)."""
     paths, outputs = ledger.finished_paths()
-    known: Known = {}
+    known: dict[str, dict[str, bytes]] = {}
     pack = _VERSION.pack
     for path, (identity, key, state) in paths.items():
         if state == "skipped" or has_outputs_for(config, outputs.get(key, ()), path):
@@ -87,46 +87,83 @@ def save(ledger: Ledger, known: Known) -> None:
 
 
 def encode(known: Known) -> bytes:
+    """The set as bytes: a magic line, five section lengths, then the folders ("\\0"-joined), the number of
+    files in each, the byte length of each folder's names, the names ("\\0"-joined, per folder), the keys."""
     directories: list[str] = []
-    names: list[str] = []
+    counts, spans = array("I"), array("I")
+    chunks: list[bytes] = []
     keys: list[bytes] = []
-    counts = array("I")
     for directory, entries in known.items():
         directories.append(directory)
         counts.append(len(entries))
-        names.extend(entries)
+        chunk = "\0".join(entries).encode("utf-8", "surrogateescape")
+        spans.append(len(chunk))
+        chunks.append(chunk)
         keys.extend(entries.values())
-    texts = ["\0".join(part).encode("utf-8", "surrogateescape") for part in (directories, names)]
-    sections = [texts[0], counts.tobytes(), texts[1], b"".join(keys)]
+    sections = ["\0".join(directories).encode("utf-8", "surrogateescape"), counts.tobytes(), spans.tobytes(),
+                b"".join(chunks), b"".join(keys)]
     return _MAGIC + _LENGTHS.pack(*map(len, sections)) + b"".join(sections)
 
 
-def decode(blob: bytes) -> Known | None:
+class Saved(Mapping[str, Mapping[str, bytes]]):
+    """A set read back from the ledger: each folder's names and keys are decoded when first asked for, so
+    a scan split between two processes decodes each half once."""
+
+    def __init__(self, directories: list[str], counts: array[int], spans: array[int], names: bytes,
+                 keys: bytes) -> None:
+        self._where: dict[str, tuple[int, int, int, int]] = {}
+        name_at = key_at = 0
+        for directory, count, span in zip(directories, counts, spans, strict=True):
+            self._where[directory] = (name_at, name_at + span, key_at, count)
+            name_at += span
+            key_at += count
+        self._names, self._keys = names, keys
+        self._decoded: dict[str, dict[str, bytes]] = {}
+        self.files = key_at
+
+    def __getitem__(self, directory: str) -> Mapping[str, bytes]:
+        entries = self._decoded.get(directory)
+        if entries is None:
+            start, end, first, count = self._where[directory]
+            names = self._names[start:end].decode("utf-8", "surrogateescape").split("\0")
+            keys = self._keys
+            entries = self._decoded[directory] = dict(zip(names, [
+                keys[index * _KEY_SIZE:(index + 1) * _KEY_SIZE] for index in range(first, first + count)],
+                strict=True))
+        return entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+def count(known: Known) -> int:
+    """How many files the set holds (without decoding a saved one)."""
+    return known.files if isinstance(known, Saved) else sum(map(len, known.values()))
+
+
+def decode(blob: bytes) -> Saved | None:
     """The set from encode()'s bytes; None when they are not what encode() writes."""
-    if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + _LENGTHS.size:
+    start = len(_MAGIC) + _LENGTHS.size
+    if not blob.startswith(_MAGIC) or len(blob) < start:
         return None
-    offset = len(_MAGIC) + _LENGTHS.size
     lengths = _LENGTHS.unpack_from(blob, len(_MAGIC))
-    if offset + sum(lengths) != len(blob):
+    if start + sum(lengths) != len(blob):
         return None
     sections = []
     for length in lengths:
-        sections.append(blob[offset:offset + length])
-        offset += length
+        sections.append(blob[start:start + length])
+        start += length
     directories = sections[0].decode("utf-8", "surrogateescape").split("\0") if sections[0] else []
-    counts = array("I")
-    if len(sections[1]) % counts.itemsize:
+    counts, spans = array("I"), array("I")
+    if len(sections[1]) % counts.itemsize or len(sections[2]) % spans.itemsize:
         return None
     counts.frombytes(sections[1])
-    names = sections[2].decode("utf-8", "surrogateescape").split("\0") if sections[2] else []
-    keys = sections[3]
-    if len(directories) != len(counts) or len(names) != sum(counts) or len(keys) != _KEY_SIZE * len(names):
+    spans.frombytes(sections[2])
+    names, keys = sections[3], sections[4]
+    if len(directories) != len(counts) or len(counts) != len(spans) or sum(spans) != len(names) \
+            or len(keys) != _KEY_SIZE * sum(counts) or 0 in counts:
         return None
-    known: Known = {}
-    start = 0
-    for directory, count in zip(directories, counts, strict=True):
-        end = start + count
-        known[directory] = dict(zip(names[start:end], [keys[i * _KEY_SIZE:(i + 1) * _KEY_SIZE]
-                                                       for i in range(start, end)], strict=True))
-        start = end
-    return known
+    return Saved(directories, counts, spans, names, keys)
