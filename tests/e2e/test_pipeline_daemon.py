@@ -5,12 +5,14 @@ Real `transcribed` subprocesses against the emulator over real HTTP; counters co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -378,3 +380,45 @@ def test_after_a_write_since_the_last_clean_stop_every_page_is_checked_at_start(
     assert "--rebuild-ledger" in refused.stderr
     assert list(ledger.parent.glob("ledger.db.damaged-*"))
     assert emulator.counters()["jobs_created"] == 3
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 64 KiB tmpfs (root only), unmounted afterwards."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mount_point)],
+                          capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_output_disk_leaves_no_partial_transcript_and_is_retried_when_space_returns(
+        tmp_path: Path, emulator: Emulator, tiny_disk: Path) -> None:
+    """RELIABILITY R11 end to end: outputs on a full disk are not half-written nor marked done, and the
+    stored result is published once space returns, with no second paid job."""
+    filler = tiny_disk / "filler"
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    with contextlib.suppress(OSError):        # until the disk is full
+        while True:
+            os.write(descriptor, b"\0" * 4096)
+    os.close(descriptor)
+    config, _, sources = setup(tmp_path, emulator, files=2, output={"directory": str(tiny_disk)})
+    full = once(config, tmp_path)
+    assert full.returncode == 1, full.stdout[-3000:]
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]          # nothing partial, no temp file
+    assert any(e.get("event") == "file_retry_scheduled" and "No space left" in e.get("reason", "")
+               for e in map(json.loads, full.stdout.splitlines()))
+    status = json.loads(run_cli("status", "--json", "--config", str(config)).stdout)
+    assert status["counts"]["done"] == 0
+    filler.unlink()                                                            # space returns
+    assert run_cli("retry", "--failed", "--config", str(config)).returncode == 0
+    again = once(config, tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:]
+    for source in sources:
+        assert (tiny_disk / (source.stem + ".txt")).read_text().strip()
+    assert emulator.counters()["jobs_created"] == 2                            # never paid twice

@@ -518,3 +518,30 @@ def test_a_real_inotify_queue_overflow_is_recovered(tmp_path: Path) -> None:
                               "every file of the burst handed on")
     finally:
         rig_context.__exit__(None, None, None)
+
+
+@pytest.mark.skipif(not os.access("/proc/sys/fs/inotify/max_user_watches", os.W_OK),
+                    reason="needs root to lower the kernel's inotify watch limit")
+def test_auto_falls_back_to_polling_when_the_inotify_watch_limit_is_reached(tmp_path: Path) -> None:
+    """The limit is checked when a watch is added, so it is lowered only while the watcher starts."""
+    inbox = tmp_path / "inbox"
+    for index in range(4):
+        (inbox / f"sub{index}").mkdir(parents=True)
+    setting = Path("/proc/sys/fs/inotify/max_user_watches")
+    saved = setting.read_text()
+    recorder = Recorder()
+    watcher = Watcher(config_for("native-recursive", inbox, observer="auto"), recorder.on_ready)
+    try:
+        setting.write_text("1")
+        watcher.start()
+        started = watcher.wait_started(DEADLINE)
+    finally:
+        setting.write_text(saved)
+    try:
+        assert started
+        assert watcher.observer_modes() == {inbox: "polling"}
+        assert watcher.observer_reasons()[inbox] == "native events unavailable for this folder"
+        (inbox / "sub2" / "late.mp3").write_bytes(b"late")
+        recorder.wait_for(lambda: recorder.count(inbox / "sub2" / "late.mp3") == 1, "file seen by polling")
+    finally:
+        watcher.stop()

@@ -117,3 +117,32 @@ def test_a_scan_split_with_a_child_process_finds_exactly_what_one_process_finds(
     assert split == alone
     assert alone[0] == [(files[3], len(b"rewritten in place")), (inbox / "g0" / "f05" / "new.mp3", 3),
                         (inbox / "top.wav", 3)]
+
+
+def test_a_folder_unchanged_since_it_was_listed_is_skipped_until_its_turn(tmp_path: Path) -> None:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    for index in range(5):
+        (folder / f"r{index}.mp3").write_bytes(b"x" * index)
+    known = {str(folder): {entry.name: version_key(entry.stat(follow_symlinks=False)) for entry in os.scandir(folder)}}
+    old = time.time() - 3600
+    os.utime(folder, (old, old))                       # listed long after its last change
+    folders: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+    slices = 4
+    mine = hash(str(folder)) % slices
+    other = (mine + 1) % slices
+    root = Root.of(folder, 0)
+
+    def walked(turn: int) -> tuple[bool, set[str]]:
+        listings = list(walk(root, recursive=True, names=NameFilter((), ()), trust=Trust(known, slices, turn, folders)))
+        return listings[0].skipped, {name for listing in listings for name, _ in listing.files}
+
+    assert walked(other) == (False, set())             # listed, and recorded as clean
+    assert walked(other) == (True, set())              # unchanged folder: not listed again
+    (folder / "r1.mp3").write_bytes(b"rewritten in place")
+    os.utime(folder, (old, old))                       # (a rewrite in place never touches the folder)
+    assert walked(other) == (True, set())              # the file events would report this one ...
+    assert walked(mine) == (False, {"r1.mp3"})         # ... and the folder's turn finds it anyway
+    (folder / "new.mp3").write_bytes(b"n")             # an entry added: the folder's mtime moves
+    assert walked(other) == (False, {"new.mp3"})           # listed: the new name is seen at once
+    assert walked(other)[0] is False                   # changed within RACY_SECONDS: listed again

@@ -8,6 +8,8 @@ a directory that just appeared.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import logging
 import os
 import threading
@@ -31,6 +33,7 @@ from watchdog.observers.polling import PollingObserverVFS
 
 log = structlog.get_logger(__name__)
 
+_IN_ATTRIB = 0x00000004
 FAST = 1        # a close-after-write or a move into the inbox: complete once a second look agrees
 WALK = 2        # a directory appeared: list it and everything below it
 METADATA = 4    # attributes changed (chmod, utime): does not end the fast path
@@ -143,10 +146,30 @@ def start_observer(mode: str, path: str, root_index: int, post: Post, *, recursi
     try:
         observer.schedule(EventRelay(root_index, post), path, recursive=recursive, event_filter=EVENT_TYPES)
         observer.start()
+        if mode == "native" and not _inotify_has_room(path):
+            # watchdog quietly skips a subfolder it cannot watch; a full watch table means some were skipped
+            raise OSError(errno.ENOSPC, "the inotify watch limit (fs.inotify.max_user_watches) is reached")
     except Exception:
         stop_observers([observer], timeout=10.0)
         raise
     return observer
+
+
+def _inotify_has_room(path: str) -> bool:
+    """False when one more inotify watch cannot be added (ENOSPC): the user's watch limit is reached. True
+    where inotify is not available to ask (not Linux), or for any other answer."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        init, add = libc.inotify_init1, libc.inotify_add_watch
+    except (OSError, AttributeError):
+        return True
+    descriptor = init(os.O_CLOEXEC)
+    if descriptor < 0:
+        return True
+    try:
+        return add(descriptor, os.fsencode(path), _IN_ATTRIB) >= 0 or ctypes.get_errno() != errno.ENOSPC
+    finally:
+        os.close(descriptor)
 
 
 def is_running(observer: BaseObserver) -> bool:

@@ -16,6 +16,7 @@ import os
 import stat
 import struct
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 from transcribed.inbox.filters import IGNORE_MARKER, OUTPUT_SUFFIXES, NameFilter
 
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
-VERIFY_SLICES = 8   # a trusting walk still stats one known file in this many (by inode), in turns
+VERIFY_SLICES = 8   # a trusting walk lists and stats every file of one folder in this many, in turns
 _VERSION = struct.Struct("=QQQq")
 _INODE_OF_KEY = struct.Struct("=8xQ").unpack_from
 
@@ -143,19 +144,32 @@ def classify(root: Root, path: str, *, recursive: bool, names: NameFilter) -> Fo
 
 @dataclass(frozen=True, slots=True)
 class Trust:
-    """Which files a walk may take as unchanged: those in `known` (directory -> name -> version key) whose
-    lstat gives the same key, and, without an lstat, those whose directory entry still carries the same
-    inode, except every `slices`-th inode (the one whose inode % slices == turn), which is stat-ed anyway.
-    slices=1 stats every file.
+    """What a walk may take as unchanged, for rescans of large inboxes.
 
-    A directory listing gives each name's inode for free, so a rename, a replacement by rename, a new or
-    a vanished file is seen without a stat; only a rewrite in place (same inode) is not, and that is what
-    the file events report. The rotating slice re-checks every known file once in `slices` walks.
+    `known` (directory -> name -> version key): a known file whose lstat gives the same key is unchanged.
+    With slices > 1, a folder is in its turn when hash(folder) % slices == turn; outside its turn a known
+    file whose directory entry still carries the same inode is taken as unchanged without an lstat (a
+    listing gives each name's inode for free: a new, vanished, renamed or replaced-by-rename file is seen;
+    only a rewrite in place is not, and that is what the file events report), and a folder recorded in
+    `folders` whose own mtime and inode are unchanged is not even listed (adding, removing or renaming an
+    entry changes a folder's mtime). Every folder is in its turn once in `slices` walks, and then every
+    file in it is stat-ed. slices=1: everything is stat-ed, nothing skipped.
+
+    `folders` (folder -> (mtime_ns, inode, subfolders)) is filled by the walk with the folders it listed
+    that held only known, unchanged files (no symlink, no error) and whose mtime was more than
+    RACY_SECONDS old when listed (so a change within the filesystem's timestamp granularity still shows).
     """
 
     known: Mapping[str, Mapping[str, bytes]]
     slices: int = 1
     turn: int = 0
+    folders: dict[str, tuple[int, int, tuple[str, ...]]] | None = None
+
+    def in_turn(self, directory: str) -> bool:
+        return self.slices <= 1 or hash(directory) % self.slices == self.turn
+
+
+RACY_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -170,6 +184,7 @@ class Listing:
     links: list[str] = field(default_factory=list)
     subfolders: list[str] = field(default_factory=list)
     error: OSError | None = None
+    skipped: bool = False   # not listed: unchanged since it was last listed (Trust.folders)
 
 
 def walk(root: Root, start: str | None = None, *, recursive: bool, names: NameFilter,
@@ -195,22 +210,40 @@ def walk(root: Root, start: str | None = None, *, recursive: bool, names: NameFi
 
 def list_directory(root: Root, directory: str, *, recursive: bool, names: NameFilter,
                    trust: Trust | None = None) -> Listing | None:
-    """One directory of walk(): its Listing (`error` set when it cannot be listed), or None when it holds
-    IGNORE_MARKER. `subfolders` are the folders walk() would enter next."""
+    """One directory of walk(): its Listing (`error` set when it cannot be listed, `skipped` when Trust let
+    it be), or None when it holds IGNORE_MARKER. `subfolders` are the folders walk() would enter next."""
+    in_turn = trust is None or trust.in_turn(directory)
+    folders = trust.folders if trust is not None else None
+    if not in_turn and folders is not None:
+        recorded = folders.get(directory)
+        if recorded is not None:
+            try:
+                now = os.lstat(directory)
+            except OSError:
+                now = None
+            if now is not None and stat.S_ISDIR(now.st_mode) and (now.st_mtime_ns, now.st_ino) == recorded[:2]:
+                return Listing(directory, subfolders=list(recorded[2]), skipped=True)
+            del folders[directory]
     try:
         descriptor = os.open(directory, _DIRECTORY_FLAGS)
     except OSError as exc:
         return Listing(directory, error=exc)
     try:
-        return _list(root, directory, descriptor, recursive, names, trust)
+        before = os.fstat(descriptor) if folders is not None else None
+        listed_at = time.time_ns()
+        listing = _list(root, directory, descriptor, recursive, names, trust, in_turn)
     except OSError as exc:
         return Listing(directory, error=exc)
     finally:
         os.close(descriptor)
+    if (before is not None and folders is not None and listing is not None and not listing.files
+            and not listing.links and before.st_mtime_ns < listed_at - int(RACY_SECONDS * 1e9)):
+        folders[directory] = (before.st_mtime_ns, before.st_ino, tuple(listing.subfolders))
+    return listing
 
 
 def _list(root: Root, directory: str, descriptor: int, recursive: bool, names: NameFilter,
-          trust: Trust | None) -> Listing | None:
+          trust: Trust | None, in_turn: bool) -> Listing | None:
     """One directory of walk(), in one pass over its entries (the hot loop of every scan); None when it
     holds IGNORE_MARKER."""
     listing = Listing(directory)
@@ -221,7 +254,7 @@ def _list(root: Root, directory: str, descriptor: int, recursive: bool, names: N
         relative = root.relative(directory)
         prefix = "" if relative is None else relative + "/"
     known = trust.known.get(directory) if trust is not None else None
-    slices, turn = (trust.slices, trust.turn) if known is not None and trust is not None else (1, 0)
+    by_inode = not in_turn
     nothing: dict[str, bytes] = {}
     lookup = (nothing if known is None else known).get
     inode_of, same, pack = _INODE_OF_KEY, unchanged.append, version_key
@@ -234,11 +267,9 @@ def _list(root: Root, directory: str, descriptor: int, recursive: bool, names: N
                         continue     # the transcripts beside each source: never media (filters.py)
                     key = lookup(name)
                     if key is not None:
-                        if slices > 1:
-                            inode = entry.inode()
-                            if inode % slices != turn and inode_of(key)[0] == inode:
-                                same(name)
-                                continue
+                        if by_inode and inode_of(key)[0] == entry.inode():
+                            same(name)
+                            continue
                         status = entry.stat(follow_symlinks=False)
                         if pack(status) == key:
                             same(name)

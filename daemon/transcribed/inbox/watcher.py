@@ -4,10 +4,11 @@ Threads, each with one job:
 - observers (watchdog, one per root, native or polling): turn events into "look at this path" posts;
 - the rescan thread: starts the observers, scans every root at start, then rescans every
   `rescan_seconds` with jitter, posting files it has not handed on in their current version. A rescan
-  lists every folder and stats what is new or was replaced (a new inode under a known name); a file
-  already handed on is stat-ed again only in its turn (one in VERIFY_SLICES per rescan), because a rewrite
-  in place is what the file events report. When events may have been lost (the kernel's event queue
-  overflowed, or a root has no observer) the next rescan stats every file;
+  skips a folder whose mtime is unchanged since it last listed it, lists the others and stats what is new
+  or was replaced (a new inode under a known name); every folder is listed and all its files stat-ed in
+  its turn (one in VERIFY_SLICES per rescan), because a rewrite in place is what the file events report
+  (walk.Trust). When events may have been lost (the kernel's event queue overflowed, or a root has no
+  observer) the next rescan stats every file;
 - the worker: owns all settle state; looks at posted paths (lstat), keeps a heap of due checks and sleeps
   in Event.wait until the earliest one or the next post, and calls on_ready / on_problem.
 
@@ -94,6 +95,8 @@ class Watcher:
         # rewritten in place while nothing watched.
         self._events_lost = known is not None
         self._rescans = 0
+        # folder -> (mtime_ns, inode, subfolders) when a rescan last listed it unchanged (walk.Trust)
+        self._folders: dict[str, tuple[int, int, tuple[str, ...]]] = {}
         self._observer_lock = threading.Lock()
         self._observers: dict[int, BaseObserver] = {}
         self._modes: dict[Path, str] = {}
@@ -155,7 +158,7 @@ class Watcher:
             for root in self._roots:
                 watched = modes.get(root.path) in ("native", "polling")
                 slices = 1 if verify_all or not watched else VERIFY_SLICES
-                seen, new, checked = self._rescan_root(root, Trust(self._known, slices, turn))
+                seen, new, checked = self._rescan_root(root, Trust(self._known, slices, turn, self._folders))
                 files += seen
                 posted += new
                 stated += checked
@@ -288,6 +291,9 @@ class Watcher:
                 continue
             visited.add(directory)
             known = known_all.get(directory)
+            if listing.skipped:               # not listed: no entry added, removed or renamed since
+                seen += len(known) if known is not None else 0
+                continue
             hits = len(listing.unchanged)
             seen += hits
             stated += len(listing.files)
@@ -305,6 +311,9 @@ class Watcher:
             for directory in [d for d in list(known_all) if d not in visited]:
                 if (directory == root.text or directory.startswith(prefix)) and not os.path.lexists(directory):
                     self._forget(directory, None)
+            for directory in [d for d in self._folders if d not in visited]:
+                if directory == root.text or directory.startswith(prefix):
+                    del self._folders[directory]   # no longer reached: gone, or below a changed folder
         return seen, posted, stated
 
     def _forget(self, directory: str, names: list[str] | None) -> None:
