@@ -196,9 +196,11 @@ class Daemon:
         return code
 
     def _save_settled(self, ledger: Ledger) -> None:
-        """Keep the settled set for the next start (a second or so per 100,000 files, after the drain)."""
+        """Keep the settled set for the next start (a second or so per 100,000 files, after the drain),
+        unless the one read at start is still there (nothing was written since)."""
         try:
-            settled.save(ledger, settled.build(ledger, self.config))
+            if ledger.settled_blob() is None:
+                settled.save(ledger, settled.build(ledger, self.config))
         except LedgerError as exc:
             log.warning("settled_set_not_saved", error=str(exc), effect="the next start reads the ledger's rows")
 

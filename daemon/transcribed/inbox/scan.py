@@ -95,10 +95,12 @@ class _Scanner:
 def _in_child(work: Callable[[], _Found]) -> Callable[[], _Found | None] | None:
     """Run `work` in a forked child; return a function that waits for its result (None when it failed),
     or None when no child could be started. The child only lists, stats and writes to a pipe."""
+    reading, writing = os.pipe()
     try:
-        reading, writing = os.pipe()
         pid = os.fork()
     except OSError:
+        os.close(reading)
+        os.close(writing)
         return None
     if pid == 0:  # the child: nothing here may log, raise or return into the caller's code
         code = 1
