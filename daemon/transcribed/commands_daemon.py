@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import structlog
 
-from transcribed import cli, config, logs
+from transcribed import cli, config, ledger_repair, logs
 from transcribed.config import Config, Secret
 from transcribed.errors import ConfigError
 from transcribed.inbox.scan import scan
@@ -142,26 +142,35 @@ class Daemon:
                   file=sys.stderr)
             return cli.EX_FAILED
         rebuild = bool(self.args.rebuild_ledger)
+        path = self.config.ledger.path
         with lock:
-            # Like a filesystem's clean flag: the settled set is in the ledger only when the last daemon
-            # stopped cleanly and nothing was written since; otherwise every page is checked first.
+            # The ledger's pages are checked (PRAGMA quick_check, beside the start-up scan, passed before the
+            # first write) unless the file is exactly as the last clean stop left it.
+            clean = ledger_repair.left_clean(path)
             for checked in (rebuild, True):
                 ledger = self._open(check_pages=checked)
                 if isinstance(ledger, int):
                     return ledger
+                pages = None if checked or clean else ledger_repair.check_pages_aside(path)
                 with contextlib.closing(ledger):
                     try:
                         known, built = settled.load(ledger, self.config)   # before any write: see settled.py
+                        found = self._scan_once(ledger, known) if once else None
                     except LedgerDamagedError as exc:
                         if checked:
                             return self._damaged(exc)
-                        continue   # a damaged page read: open again with the check, as below
-                    if checked or not built or ledger.check_pages() is None:
-                        found = self._scan_once(ledger, known) if once else None
+                        if pages is not None:
+                            pages()
+                        clean = False
+                        continue   # a damaged page was read: open again with the check, as below
+                    if pages is None or pages() is None:
                         try:
-                            return self._go(ledger, once=once, known=known, built=built, found=found)
+                            code = self._go(ledger, once=once, known=known, built=built, found=found)
                         finally:
                             self.notifier.stopping()
+                        ledger.close()
+                        ledger_repair.note_clean(path)
+                        return code
                 # damaged: open again with the check, which moves the file aside and says so
         return config.EX_CONFIG
 

@@ -279,7 +279,13 @@ def cmd_render(args: argparse.Namespace) -> int:
                 print(f"{logs.one_line(str(wanted))}: not transcribed yet; nothing to render", file=sys.stderr)
                 status = cli.EX_FAILED
                 continue
-            written = publish_outputs(ledger, loaded, entry.key)
+            try:
+                written = publish_outputs(ledger, loaded, entry.key)
+            except LedgerError as exc:   # a damaged page of stored results (not checked at start-up)
+                print(f"{logs.one_line(entry.paths[0] if entry.paths else entry.key)}: its stored Gladia result "
+                      f"cannot be read ({exc})", file=sys.stderr)
+                status = cli.EX_FAILED
+                continue
             if written is None:
                 print(f"{logs.one_line(entry.paths[0] if entry.paths else entry.key)}: no stored Gladia result "
                       "(adopted from outputs without a .json?); nothing to render", file=sys.stderr)

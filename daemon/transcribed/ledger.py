@@ -70,7 +70,7 @@ class Ledger(LedgerReads):
         Raise LedgerVersionError for a ledger written by a newer version (left untouched).
         `read_only=True` never creates, moves or writes: damage raises LedgerDamagedError(None, ...).
         `clock` (wall-clock seconds) stamps every row; tests inject their own. `check_pages=False` leaves
-        PRAGMA quick_check to the caller (`check_pages()`).
+        PRAGMA quick_check to the caller (ledger_repair.check_pages_aside).
         """
         path = Path(path)
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from transcribed import ledger_repair, ledger_schema
+from transcribed import ledger_schema
 from transcribed.ledger_errors import LedgerError, translate
 from transcribed.ledger_open import Recovery
 from transcribed.ledger_rows import Entry, decode_path, encode_path, load, load_one
@@ -253,14 +253,6 @@ class LedgerReads:
         with self._reading() as conn:
             row = conn.execute("SELECT value FROM meta WHERE name = ?", (SETTLED_META,)).fetchone()
         return row[0] if row is not None and isinstance(row[0], bytes) else None
-
-    def check_pages(self) -> str | None:
-        """PRAGMA quick_check on the open ledger: what is damaged, or None (see ledger_repair.check_pages)."""
-        with self._lock:
-            try:
-                return ledger_repair.check_pages(self._require_open())
-            except sqlite3.Error as exc:
-                return f"quick_check: {exc}"
 
     def get_meta(self, name: str) -> str | None:
         """Return the value stored under `name` by `set_meta`, or None."""

@@ -7,15 +7,18 @@ fresh copies every row that can still be read, table by table, from a scratch co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from transcribed import ledger_schema
 
@@ -94,21 +97,83 @@ def inspect(path: Path) -> FileState:
     return FileState("database", None)
 
 
-def check_pages(conn: sqlite3.Connection) -> str | None:
+def check_pages(conn: sqlite3.Connection, *, tables: tuple[str, ...] = ()) -> str | None:
     """PRAGMA quick_check: return what is damaged, or None. Pages, cells and indexes only: the CHECK
-    constraints are enforced on every write, and evaluating them for every row would double its cost."""
+    constraints are enforced on every write, and evaluating them for every row would double its cost.
+    With `tables`, only those tables and their indexes are checked."""
     conn.execute("PRAGMA ignore_check_constraints = ON")
     try:
-        rows = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
+        rows = [row[0] for table in tables or ("20",) for row in conn.execute(f"PRAGMA quick_check({table})")]
     finally:
         conn.execute("PRAGMA ignore_check_constraints = OFF")
-    return None if rows == ["ok"] else "quick_check: " + "; ".join(rows)
+    problems = [row for row in rows if row != "ok"]
+    return "quick_check: " + "; ".join(problems) if problems else None
+
+
+# What a start-up checks beside its scan: the bookkeeping. The stored results are most of a ledger's bytes
+# (gigabytes for a large library); they are written once and read rarely, and a damaged one shows when read.
+STARTUP_TABLES = tuple(name for name in ledger_schema.TABLE_COLUMNS if name != "results")
+
+
+def _clean_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".clean")
+
+
+def _identity(path: Path) -> str:
+    status = path.stat()
+    return f"{status.st_dev} {status.st_ino} {status.st_size} {status.st_mtime_ns}\n"
+
+
+def note_clean(path: Path) -> None:
+    """After the ledger was closed at a clean stop: remember the file exactly as it is (see left_clean)."""
+    with contextlib.suppress(OSError):   # without it the next start checks every page: slower, never wrong
+        _clean_marker(path).write_text(_identity(path), encoding="ascii")
+
+
+def left_clean(path: Path) -> bool:
+    """True when the ledger is exactly as a clean stop left it: same device, inode, size and mtime, and no
+    write-ahead log holding data. Nothing, not even a tool or a disk fault that wrote to it through the
+    filesystem, changed it since, so its pages need no check. The marker is removed: a crash from here on
+    leaves none."""
+    marker = _clean_marker(path)
+    try:
+        noted = marker.read_text(encoding="ascii")
+        marker.unlink()
+        return noted == _identity(path) and not wal_has_data(path)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def check_pages_aside(path: Path) -> Callable[[], str | None]:
+    """Start check_pages of STARTUP_TABLES on a read-only connection of its own, in a thread (SQLite runs it
+    without the GIL, so a start-up scan goes on meanwhile); return a function that waits for its answer."""
+    answer: list[str | None] = []
+
+    def work() -> None:
+        try:
+            conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                answer.append(check_pages(conn, tables=STARTUP_TABLES))
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            answer.append(f"quick_check: {exc}")
+
+    thread = threading.Thread(target=work, name="transcribed-ledger-check", daemon=True)
+    thread.start()
+
+    def wait() -> str | None:
+        thread.join()
+        return answer[0] if answer else "quick_check did not finish"
+
+    return wait
 
 
 def check_open(conn: sqlite3.Connection, path: Path, *, pages: bool = True) -> str | None:
     """Given a read-write connection to an existing ledger, return why it is damaged, or None.
 
-    Runs PRAGMA quick_check (unless `pages` is False: the caller decides when to run check_pages), then folds the
+    Runs PRAGMA quick_check (unless `pages` is False: the caller runs check_pages_aside), then folds the
     write-ahead log into the file and, when all of it could be
     folded in, checks the file's size against the page count (catches a tail that the log did not explain).
     The checkpoint is PASSIVE: it never waits for, or blocks, another process using the ledger.
