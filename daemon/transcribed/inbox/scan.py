@@ -38,6 +38,8 @@ class _Found:
 
 
 class _Scanner:
+    """One scan's settings and steps, shared by this process and the child a split forks."""
+
     def __init__(self, config: InboxConfig, settled_before_ns: int | None,
                  known: Mapping[str, Mapping[str, bytes]] | None) -> None:
         self.config = config
