@@ -15,10 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from transcribed.ledger import Ledger
 
@@ -106,13 +103,6 @@ def work(path: Path, seed: int) -> None:
 
 # --- the test --------------------------------------------------------------------------------------------
 
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [thread for thread in threading.enumerate() if thread not in before and thread.is_alive()]
-    assert not leaked, leaked
 
 
 def run_and_kill(path: Path, seed: int, lines_before_kill: int) -> dict[str, str]:

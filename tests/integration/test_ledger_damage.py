@@ -8,8 +8,7 @@ import os
 import random
 import shutil
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ from transcribed.ledger import Ledger, LedgerDamagedError, LedgerError, LedgerVe
 ENTRIES = 240
 PAGE = 4096
 
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [thread for thread in threading.enumerate() if thread not in before and thread.is_alive()]
-    assert not leaked, leaked
 
 
 def key_for(index: int) -> str:

@@ -22,14 +22,6 @@ from transcribed.fingerprint import (
 from transcribed.ledger import Ledger
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [thread for thread in threading.enumerate() if thread not in before and thread.is_alive()]
-    assert not leaked, leaked
-
-
 class Scanner:
     """What the pipeline does per file: stat, ask the ledger, hash only when it does not know."""
 

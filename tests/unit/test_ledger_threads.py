@@ -4,23 +4,13 @@ row ends valid, and a second connection (another process's view) sees the same."
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from transcribed.ledger import Ledger
 
 WORKERS = 8
 FILES_PER_WORKER = 25
 
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [thread for thread in threading.enumerate() if thread not in before and thread.is_alive()]
-    assert not leaked, leaked
 
 
 def key_for(worker: int, index: int) -> str:

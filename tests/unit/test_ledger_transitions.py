@@ -3,7 +3,6 @@ pipeline and `status` rely on, and durability across close/reopen."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,13 +28,6 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [thread for thread in threading.enumerate() if thread not in before and thread.is_alive()]
-    assert not leaked, leaked
 
 
 @pytest.fixture
