@@ -208,7 +208,7 @@ class Daemon:
         """Keep the settled set for the next start (a second or so per 100,000 files, after the drain),
         unless the one read at start is still there (nothing was written since)."""
         try:
-            if ledger.settled_blob() is None:
+            if not ledger.has_settled_blob():
                 settled.save(ledger, settled.build(ledger, self.config))
         except LedgerError as exc:
             log.warning("settled_set_not_saved", error=str(exc), effect="the next start reads the ledger's rows")

@@ -66,6 +66,11 @@ def _open_for_change(loaded: Config) -> Ledger | None:
     return ledger
 
 
+def _name(entry: Entry) -> str:
+    """How a command's output names an entry: its first path (one line), else its content key."""
+    return logs.one_line(entry.paths[0] if entry.paths else entry.key)
+
+
 def _entry_json(entry: Entry) -> dict[str, Any]:
     return {"path": entry.paths[0] if entry.paths else None, "paths": list(entry.paths), "state": entry.state,
             "key": entry.key, "job_id": entry.job_id, "reason": entry.reason, "attempts": entry.attempts,
@@ -156,10 +161,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
             try:
                 ledger.reset_for_retry(entry.key)
             except LedgerError as exc:
-                print(f"{logs.one_line(entry.paths[0] if entry.paths else entry.key)}: {exc}", file=sys.stderr)
+                print(f"{_name(entry)}: {exc}", file=sys.stderr)
                 status = cli.EX_FAILED
                 continue
-            print(f"{logs.one_line(entry.paths[0] if entry.paths else entry.key)}: queued again")
+            print(f"{_name(entry)}: queued again")
     return status
 
 
@@ -282,12 +287,12 @@ def cmd_render(args: argparse.Namespace) -> int:
             try:
                 written = publish_outputs(ledger, loaded, entry.key)
             except LedgerError as exc:   # a damaged page of stored results (not checked at start-up)
-                print(f"{logs.one_line(entry.paths[0] if entry.paths else entry.key)}: its stored Gladia result "
+                print(f"{_name(entry)}: its stored Gladia result "
                       f"cannot be read ({exc})", file=sys.stderr)
                 status = cli.EX_FAILED
                 continue
             if written is None:
-                print(f"{logs.one_line(entry.paths[0] if entry.paths else entry.key)}: no stored Gladia result "
+                print(f"{_name(entry)}: no stored Gladia result "
                       "(adopted from outputs without a .json?); nothing to render", file=sys.stderr)
                 status = cli.EX_FAILED
                 continue

@@ -247,6 +247,13 @@ class LedgerReads:
         with self._reading() as conn:
             return load(conn, "WHERE state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,))
 
+    def has_settled_blob(self) -> bool:
+        """True while the blob `settled_blob` returns is there, without reading it."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT 1 FROM meta WHERE name = ? AND typeof(value) = 'blob'",
+                               (SETTLED_META,)).fetchone()
+        return row is not None
+
     def settled_blob(self) -> bytes | None:
         """The settled set saved by `Ledger.save_settled_blob` (pipeline/settled.py), or None when there is
         none or a write of data has been made since it was saved."""

@@ -103,7 +103,8 @@ def check_pages(conn: sqlite3.Connection, *, tables: tuple[str, ...] = ()) -> st
     With `tables`, only those tables and their indexes are checked."""
     conn.execute("PRAGMA ignore_check_constraints = ON")
     try:
-        rows = [row[0] for table in tables or ("20",) for row in conn.execute(f"PRAGMA quick_check({table})")]
+        arguments = tables or ("20",)   # a table name, or (the whole file) the number of problems to list
+        rows = [row[0] for argument in arguments for row in conn.execute(f"PRAGMA quick_check({argument})")]
     finally:
         conn.execute("PRAGMA ignore_check_constraints = OFF")
     problems = [row for row in rows if row != "ok"]

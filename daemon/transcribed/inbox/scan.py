@@ -1,4 +1,4 @@
-"""One stat-only pass over the inboxes (for `transcribed once`), and the compact version keys.
+"""One stat-only pass over the inboxes (for `transcribed once`): scan().
 
 No watchdog here: this module is safe to import from code that must not pull in an observer.
 """
@@ -16,9 +16,9 @@ import structlog
 from transcribed.config import InboxConfig
 from transcribed.inbox.filters import NameFilter
 from transcribed.inbox.readiness import ReadyFile, settled_by_mtime
-from transcribed.inbox.walk import Kind, Listing, Root, Trust, classify, join, list_directory, version_key, walk
+from transcribed.inbox.walk import Kind, Listing, Root, Trust, classify, join, list_directory, walk
 
-__all__ = ["scan", "version_key"]
+__all__ = ["scan"]
 
 log = structlog.get_logger(__name__)
 

@@ -32,8 +32,8 @@ from transcribed.config import InboxConfig
 from transcribed.inbox import mounts, observers
 from transcribed.inbox.filters import NameFilter
 from transcribed.inbox.readiness import ReadyFile, SettlePolicy, Settling, Verdict, decide, observe
-from transcribed.inbox.scan import scan, version_key
-from transcribed.inbox.walk import VERIFY_SLICES, Kind, Root, Trust, classify, join, walk
+from transcribed.inbox.scan import scan
+from transcribed.inbox.walk import VERIFY_SLICES, Kind, Root, Trust, classify, join, version_key, walk
 
 __all__ = ["VERIFY_SLICES", "ReadyFile", "Watcher", "scan"]
 
@@ -154,17 +154,16 @@ class Watcher:
             turn = self._rescans % VERIFY_SLICES
             self._rescans += 1
             modes = self.observer_modes()
-            files = posted = stated = 0
+            files = posted = 0
             for root in self._roots:
                 watched = modes.get(root.path) in ("native", "polling")
                 slices = 1 if verify_all or not watched else VERIFY_SLICES
-                seen, new, checked = self._rescan_root(root, Trust(self._known, slices, turn, self._folders))
+                seen, new = self._rescan_root(root, Trust(self._known, slices, turn, self._folders))
                 files += seen
                 posted += new
-                stated += checked
                 if self._stopping.is_set():
                     return
-            log.debug("rescan_done", files=files, posted=posted, changed=stated, verify_all=verify_all,
+            log.debug("rescan_done", files=files, posted=posted, verify_all=verify_all,
                       seconds=round(time.monotonic() - started, 3))
 
     def events_lost(self) -> None:
@@ -274,10 +273,10 @@ class Watcher:
         except Exception:
             log.exception("rescan_failed")
 
-    def _rescan_root(self, root: Root, trust: Trust) -> tuple[int, int, int]:
+    def _rescan_root(self, root: Root, trust: Trust) -> tuple[int, int]:
         """Walk one root; post what is not known in its current version; forget what has gone.
-        Return (media files seen, posted, stat-ed)."""
-        seen = posted = stated = 0
+        Return (media files seen, posted)."""
+        seen = posted = 0
         visited: set[str] = set()
         post, known_all = self._post, self._known
         for listing in walk(root, recursive=self._config.recursive, names=self._names, stop=self._stopping,
@@ -296,7 +295,6 @@ class Watcher:
                 continue
             hits = len(listing.unchanged)
             seen += hits
-            stated += len(listing.files)
             for name, _ in listing.files:     # new or changed: what is the same is in listing.unchanged
                 seen += 1
                 post(join(directory, name), root.index, 0)
@@ -314,7 +312,7 @@ class Watcher:
             for directory in [d for d in self._folders if d not in visited]:
                 if directory == root.text or directory.startswith(prefix):
                     del self._folders[directory]   # no longer reached: gone, or below a changed folder
-        return seen, posted, stated
+        return seen, posted
 
     def _forget(self, directory: str, names: list[str] | None) -> None:
         """Drop known versions of vanished files (all of `directory` when names is None). A name is only
