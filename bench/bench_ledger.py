@@ -5,7 +5,6 @@ in the same run, times:
   - a plain os.stat loop over every path (the baseline),
   - Ledger.lookup_stat over every path with the stat it already has,
   - a restart scan: os.scandir walk + stat + lookup_stat per file, against a walk + stat alone,
-  - the same scan answered from one `stat_index()` snapshot instead of a query per file,
   - the renamed-file path (lookup by identity under a new name),
 and prints ratios against the baseline plus the ledger's size on disk. Also how long opening the ledger takes
 (quick_check reads the whole file) and `pending()` on a ledger where everything is done.
@@ -93,8 +92,7 @@ def main() -> int:
                     if ledger.lookup_stat(path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns) is None:
                         raise AssertionError(f"known file not recognised: {path}")
 
-            def walk(with_ledger: bool, snapshot: bool = False) -> int:
-                index = ledger.stat_index() if snapshot else None
+            def walk(with_ledger: bool) -> int:
                 found = 0
                 pending = [str(inbox)]
                 while pending:
@@ -104,11 +102,7 @@ def main() -> int:
                                 pending.append(entry.path)
                                 continue
                             info = entry.stat(follow_symlinks=False)
-                            if index is not None:
-                                key = index.lookup(entry.path, info.st_dev, info.st_ino, info.st_size,
-                                                   info.st_mtime_ns)
-                                found += key is not None
-                            elif with_ledger:
+                            if with_ledger:
                                 key = ledger.lookup_stat(entry.path, info.st_dev, info.st_ino, info.st_size,
                                                          info.st_mtime_ns)
                                 found += key is not None
@@ -124,9 +118,7 @@ def main() -> int:
             lookup_seconds = best_of(3, lookup_loop)
             walk_seconds = best_of(3, lambda: walk(False))
             scan_seconds = best_of(3, lambda: walk(True))
-            snapshot_scan_seconds = best_of(3, lambda: walk(True, snapshot=True))
-            index_seconds = best_of(3, ledger.stat_index)
-            if walk(True) != len(paths) or walk(True, snapshot=True) != len(paths):
+            if walk(True) != len(paths):
                 raise AssertionError("a known file was not recognised during the walk")
             renamed_seconds = best_of(3, renamed_loop) * len(paths) / min(len(paths), 10_000)
             pending_seconds = best_of(3, ledger.pending)
@@ -148,9 +140,6 @@ def main() -> int:
         print(f"walk + stat                           {walk_seconds:>10.3f} s")
         print(f"walk + stat + lookup_stat (restart)   {scan_seconds:>10.3f} s"
               f"  ratio {scan_seconds / walk_seconds:.2f}x the walk alone")
-        print(f"walk + stat + stat_index().lookup     {snapshot_scan_seconds:>10.3f} s"
-              f"  ratio {snapshot_scan_seconds / walk_seconds:.2f}x the walk alone"
-              f"  (stat_index() itself {index_seconds:.3f} s)")
         print(f"Ledger.open (with quick_check)        {open_seconds:>10.3f} s")
         print(f"pending() with everything done        {pending_seconds * 1e3:>10.3f} ms")
         print(f"ledger size                           {size / 2**20:>10.1f} MiB"

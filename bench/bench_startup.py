@@ -14,8 +14,8 @@ medians. Files hashed = "file_discovered" events in `once`'s JSON log at level i
 and recorded). Two reference rows put the ratio in context: `transcribed --version` (start-up and imports) and
 a bare Python scandir walk that lstats each media file (the least any stat fast path in Python costs); and
 `find -printf '%i %s %T@ %p'`, a find that stats every file as the fast path must.
-`--profile` then times each step of `once` in-process (scan; Pool.identify with its lookup_stat and get; the
-ledger's stat_index() as the alternative) and runs `once` under cProfile to print the hot spots.
+`--profile` then times each step of `once` in-process (open, the settled set, the scan, the page check) and
+runs `once` under cProfile to print the hot spots.
 `--output-directory` puts the outputs in a mirrored tree ([output] directory) instead of beside each file.
 The package's bytecode is compiled first (as `pip install` does), so an editable install in an environment
 with PYTHONDONTWRITEBYTECODE does not compile every module at every start.
@@ -178,15 +178,12 @@ def time_version() -> float:
 
 
 def breakdown(config_path: Path) -> None:
-    """Time, in this process and without a profiler, each step `once` takes over the tree: the scan, then
-    `Pool.identify` per file (the real code path, with the parts of it the ledger answers timed apart)."""
-    import threading
-
+    """Time, in this process and without a profiler, each step of `once` over a finished inbox: open the
+    ledger, read back the settled set, scan against it, and (after an unclean stop) the page check."""
     from transcribed import config as configuration
-    from transcribed.gladia.client import GladiaClient
+    from transcribed import ledger_repair
     from transcribed.inbox.scan import scan
-    from transcribed.pipeline.job import Context
-    from transcribed.pipeline.pool import Pool
+    from transcribed.pipeline import settled
 
     loaded, _ = configuration.load(config_path, environment())
     steps: list[tuple[str, float]] = []
@@ -197,22 +194,16 @@ def breakdown(config_path: Path) -> None:
         steps.append((name, time.perf_counter() - started))
         return value
 
-    ledger = timed("Ledger.open (quick_check)", lambda: Ledger.open(loaded.ledger.path))
-    with ledger, GladiaClient(loaded.gladia.base_url, KEY) as client:   # the client is never called
-        ready, _ = timed("inbox.scan.scan (walk, lstat, ReadyFile)", lambda: scan(
-            loaded.inbox, settled_before_ns=time.time_ns()))
-        pool = Pool(Context(client=client, ledger=ledger, config=loaded, stop=threading.Event(), clock=time.time))
-        queued = timed("Pool.identify per file (all of what follows)", lambda: [pool.identify(r) for r in ready])
-        keys = timed("  of which ledger.lookup_stat", lambda: [ledger.lookup_stat(
-            str(r.path), r.device, r.inode, r.size, r.mtime_ns) for r in ready])
-        timed("  of which ledger.get", lambda: [ledger.get(key) for key in keys])
-        index = timed("alternative: ledger.stat_index() once", ledger.stat_index)
-        timed("alternative: StatIndex.lookup per file", lambda: [index.lookup(
-            str(r.path), r.device, r.inode, r.size, r.mtime_ns) for r in ready])
-    print(f"\n--- where `once` spends its time ({len(ready)} files, {sum(k is not None for k in queued)} queued, "
-          f"{pool.hashed} hashed; in-process, no profiler) ---")
+    ledger = timed("Ledger.open (no page check)", lambda: Ledger.open(loaded.ledger.path, check_pages=False))
+    with ledger:
+        known, _ = timed("settled.load", lambda: settled.load(ledger, loaded))
+        ready, _ = timed("inbox.scan.scan against it (a stat per file)", lambda: scan(
+            loaded.inbox, settled_before_ns=time.time_ns(), known=known))
+        timed("page check, when the stop was not clean", ledger_repair.check_pages_aside(loaded.ledger.path))
+    files = settled.count(known)
+    print(f"\n--- where `once` spends its time ({files} known files, {len(ready)} to do; in-process, no profiler) ---")
     for name, seconds in steps:
-        print(f"{name:<48}{seconds:7.2f} s  {seconds / max(1, len(ready)) * 1e6:6.1f} us/file")
+        print(f"{name:<48}{seconds:7.2f} s  {seconds / max(1, files) * 1e6:6.1f} us/file")
 
 
 def profile(config: Path, base: Path) -> None:

@@ -8,7 +8,7 @@ import json
 import sqlite3
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,24 +33,6 @@ _BY_IDENTITY = ("SELECT contents.key FROM paths JOIN contents ON contents.id = p
 
 
 @dataclass(frozen=True)
-class StatIndex:
-    """A snapshot of the stat fast path (see `LedgerReads.stat_index`)."""
-
-    by_path: Mapping[str, tuple[tuple[int, int, int, int], str]]
-    by_identity: Mapping[tuple[int, int, int, int], str]
-
-    def lookup(self, path: str, device: int, inode: int, size: int, mtime_ns: int) -> str | None:
-        """Same answer as `Ledger.lookup_stat` had when the snapshot was taken."""
-        identity = (device, inode, size, mtime_ns)
-        known = self.by_path.get(path)
-        if known is not None and known[0] == identity:
-            return known[1]
-        return self.by_identity.get(identity)
-
-    def __len__(self) -> int:
-        return len(self.by_path)
-
-
 class LedgerReads:
     """One connection, one lock, consistent reads. Thread-safe: every method holds the lock."""
 
@@ -149,21 +131,6 @@ class LedgerReads:
             except sqlite3.Error as exc:
                 raise translate(exc) from exc
         return None if row is None else str(row[0])
-
-    def stat_index(self) -> StatIndex:
-        """Return an in-memory snapshot of every recorded path's stat, for a start-up scan over many files:
-        `StatIndex.lookup` answers like `lookup_stat` with no query per file. It does not see later writes."""
-        by_path: dict[str, tuple[tuple[int, int, int, int], str]] = {}
-        by_identity: dict[tuple[int, int, int, int], str] = {}
-        with self._reading() as conn:
-            rows = conn.execute("SELECT paths.path, paths.device, paths.inode, paths.size, paths.mtime_ns, "
-                                "contents.key FROM paths JOIN contents ON contents.id = paths.content "
-                                "WHERE paths.device IS NOT NULL ORDER BY paths.seen_at")
-            for raw, device, inode, size, mtime_ns, key in rows:
-                identity = (device, inode, size, mtime_ns)
-                by_path[decode_path(raw)] = (identity, key)
-                by_identity[identity] = key  # the most recently seen wins, as in lookup_stat
-        return StatIndex(by_path, by_identity)
 
     def get(self, key: str) -> Entry | None:
         """Return the entry for `key`, or None when unknown."""

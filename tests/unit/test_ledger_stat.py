@@ -104,27 +104,6 @@ def test_identical_copy_is_the_same_content(scanner: Scanner) -> None:
     assert scanner.ledger.counts()["discovered"] == 1
 
 
-def test_stat_index_answers_like_lookup_stat(scanner: Scanner) -> None:
-    files = []
-    for index in range(20):
-        media = scanner.root / f"{index}.mp3"
-        media.write_bytes(os.urandom(100 + index))
-        files.append((media, scanner.key_of(media)))
-    index = scanner.ledger.stat_index()
-    assert len(index) == 20
-    for media, key in files:
-        info = media.stat()
-        assert index.lookup(str(media), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns) == key
-    first, first_key = files[0]
-    moved = scanner.root / "moved.mp3"
-    first.rename(moved)
-    info = moved.stat()
-    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-    assert index.lookup(str(moved), *identity) == first_key  # a rename, from the snapshot too
-    assert index.lookup(str(moved), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns + 1) is None
-    assert scanner.ledger.lookup_stat(str(moved), *identity) == first_key
-
-
 def test_fingerprint_matches_sha256_across_chunk_boundaries(tmp_path: Path) -> None:
     for size in (0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 17):
         path = tmp_path / f"f{size}"
