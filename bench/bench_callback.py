@@ -37,9 +37,9 @@ from pathlib import Path
 import structlog
 
 from emulator_process import EmulatorProcess
-from transcribed.callback import CallbackHub, CallbackServer
 from transcribed.config import CallbackConfig
 from transcribed.gladia.client import CreatedJob, GladiaClient
+from transcribed.receiver import CallbackHub, CallbackServer
 
 KEY = "bench-key"
 SAMPLE_RATE = 8000

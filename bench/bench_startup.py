@@ -181,8 +181,8 @@ def breakdown(config_path: Path) -> None:
     """Time, in this process and without a profiler, each step of `once` over a finished inbox: open the
     ledger, read back the settled set, scan against it, and (after an unclean stop) the page check."""
     from transcribed import config as configuration
-    from transcribed import ledger_repair
     from transcribed.inbox.scan import scan
+    from transcribed.ledger import repair as ledger_repair
     from transcribed.pipeline import settled
 
     loaded, _ = configuration.load(config_path, environment())

@@ -3,7 +3,7 @@
     with EmulatorProcess(processing_seconds=0.0) as emulator:
         emulator.base_url, emulator.counters(), emulator.jobs(), emulator.reset()
 
-The child runs `transcribed.gladia.emulator.Emulator` with the given EmulatorSettings fields, prints its base
+The child runs `transcribed.emulator.Emulator` with the given EmulatorSettings fields, prints its base
 URL on stdout and serves until its stdin closes (so it ends with the benchmark, even when the benchmark is
 killed). Counters and jobs are read over HTTP from the emulator's `/_emulator/` control routes.
 Run as a script, this module is that child.
@@ -99,7 +99,7 @@ class EmulatorProcess:
 
 
 def _child(arguments: str) -> None:
-    from transcribed.gladia.emulator import Emulator, EmulatorSettings
+    from transcribed.emulator import Emulator, EmulatorSettings
 
     fields = json.loads(arguments)
     if fields.get("data_dir") is not None:

@@ -1,4 +1,4 @@
-"""Regenerate daemon/transcribed/request_schema.json from Gladia's openapi.json.
+"""Regenerate daemon/transcribed/gladia/request_schema.json from Gladia's openapi.json.
 
 Usage: python tools/vendor_request_schema.py ../shared/gladia/openapi.json
 
@@ -57,6 +57,6 @@ def vendor(openapi: dict[str, Any]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     source = Path(sys.argv[1])
-    target = Path(__file__).resolve().parents[1] / "daemon" / "transcribed" / "request_schema.json"
+    target = Path(__file__).resolve().parents[1] / "daemon" / "transcribed" / "gladia" / "request_schema.json"
     target.write_text(json.dumps(vendor(json.loads(source.read_text())), indent=1, sort_keys=True) + "\n")
     print(f"wrote {target}")

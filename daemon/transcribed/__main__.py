@@ -1,3 +1,3 @@
-from transcribed.cli import main
+from transcribed.cli.main import main
 
 raise SystemExit(main())

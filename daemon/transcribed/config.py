@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from transcribed import request_schema
 from transcribed.errors import ConfigError
+from transcribed.gladia import schema as request_schema
 
 ObserverMode = Literal["auto", "native", "polling"]
 AfterMode = Literal["keep", "move"]

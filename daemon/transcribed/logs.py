@@ -1,4 +1,4 @@
-"""structlog setup, called once by cli.py: JSON lines for journald, readable colours on a terminal.
+"""structlog setup, called once by the cli package: JSON lines for journald, readable colours on a terminal.
 
 Every event is one line whatever the file names hold (control characters escaped, invalid UTF-8 kept as
 escapes), exceptions are rendered without local variables, and every known secret is redacted from every

@@ -4,7 +4,7 @@ The protocol (sd_notify(3)) is one datagram of newline-separated ``KEY=VALUE`` l
 socket named by ``$NOTIFY_SOCKET``: a file system path, or an abstract name written ``@name``. Without
 that variable (a terminal, a test, a container without systemd) every method is a no-op returning False.
 
-Reading the environment is the composition root's job (cli.py); this module is given the values.
+Reading the environment is the composition root's job (the cli package); this module is given the values.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from support import KEY, DaemonProcess
 
-from transcribed.gladia.emulator import Emulator, EmulatorSettings
+from transcribed.emulator import Emulator, EmulatorSettings
 
 
 @pytest.fixture

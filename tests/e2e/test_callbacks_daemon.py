@@ -8,7 +8,7 @@ from pathlib import Path
 
 from support import DaemonProcess, make_wav, wait_until, write_config
 
-from transcribed.gladia.emulator import Emulator
+from transcribed.emulator import Emulator
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support import KEY, make_wav, run_cli, write_config
 
-from transcribed.gladia.emulator import Emulator
+from transcribed.emulator import Emulator
 
 SUBCOMMANDS = [[], ["run"], ["once"], ["transcribe"], ["status"], ["explain"], ["retry"], ["forget"], ["render"],
                ["config"], ["config", "check"], ["config", "init"], ["config", "show"], ["emulator"]]

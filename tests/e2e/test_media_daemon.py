@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support import make_wav, run_cli, write_config
 
-from transcribed.gladia.emulator import Emulator
+from transcribed.emulator import Emulator
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from support import KEY, DaemonProcess, make_wav, run_cli, wait_until, write_config
 
-from transcribed.gladia.emulator import Emulator
+from transcribed.emulator import Emulator
 from transcribed.pipeline.job import CRASH_POINTS
 
 FORMATS = ("txt", "srt", "vtt", "json")
@@ -313,8 +313,8 @@ def test_hooks_run_and_sources_move_when_done_and_render_follows_new_settings(tm
 
 
 def test_a_job_the_server_forgot_is_created_again(tmp_path: Path, emulator: Emulator) -> None:
-    from transcribed.gladia.emulator import Emulator as Server
-    from transcribed.gladia.emulator import EmulatorSettings
+    from transcribed.emulator import Emulator as Server
+    from transcribed.emulator import EmulatorSettings
 
     emulator.set_faults(hold_jobs=True)
     config, _, sources = setup(tmp_path, emulator, files=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support import DaemonProcess, make_wav, run_cli, wait_until, write_config
 
-from transcribed.gladia.emulator import Emulator
+from transcribed.emulator import Emulator
 
 
 class NotifySocket:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from transcribed.callback import CallbackHub, CallbackServer
 from transcribed.config import CallbackConfig, Secret
+from transcribed.receiver import CallbackHub, CallbackServer
 
 SECRET = "whsec_" + base64.b64encode(b"the account webhook secret").decode()
 GENEROUS = 30.0

@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from transcribed.gladia.emulator import Emulator, EmulatorSettings, Faults
+from transcribed.emulator import Emulator, EmulatorSettings, Faults
 
 KEY = "test-key-" + "0" * 8
 # A copy of /work/shared/gladia/openapi.json (Gladia's own document), kept beside the tests so they run

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from transcribed.emulator import Emulator, EmulatorSettings
 from transcribed.gladia.client import GladiaClient, Stopped
-from transcribed.gladia.emulator import Emulator, EmulatorSettings
 
 KEY = "sk_client_test_0123456789"
 

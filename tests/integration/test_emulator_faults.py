@@ -23,7 +23,7 @@ from tests.integration.emulator_fixtures import (
     wav,
 )
 
-from transcribed.gladia.emulator import Emulator, Faults
+from transcribed.emulator import Emulator, Faults
 
 __all__ = ["api", "emulator", "emulator_factory", "wav"]  # fixtures used by name
 

@@ -26,7 +26,7 @@ from tests.integration.emulator_fixtures import (
     wav,
 )
 
-from transcribed.gladia.emulator import Emulator
+from transcribed.emulator import Emulator
 
 __all__ = ["api", "emulator", "emulator_factory", "wav"]  # fixtures used by name
 

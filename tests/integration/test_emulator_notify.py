@@ -28,7 +28,7 @@ from tests.integration.emulator_fixtures import (
     wav,
 )
 
-from transcribed.gladia.emulator import Emulator, EmulatorSettings
+from transcribed.emulator import Emulator, EmulatorSettings
 
 __all__ = ["api", "emulator", "emulator_factory", "receiver", "wav"]  # fixtures used by name
 

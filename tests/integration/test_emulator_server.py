@@ -13,7 +13,7 @@ import httpx
 import pytest
 from tests.integration.emulator_fixtures import KEY, create, emulator_factory, upload, wait_for, wait_status, wav
 
-from transcribed.gladia.emulator import Emulator, EmulatorSettings, Faults, serve
+from transcribed.emulator import Emulator, EmulatorSettings, Faults, serve
 
 __all__ = ["emulator_factory", "wav"]  # fixtures used by name
 

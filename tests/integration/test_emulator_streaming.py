@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from tests.integration.emulator_fixtures import KEY, api, check_error, emulator, emulator_factory, make_wav, wav
 
-from transcribed.gladia.emulator import Emulator
+from transcribed.emulator import Emulator
 
 __all__ = ["api", "emulator", "emulator_factory", "wav"]  # fixtures used by name
 

@@ -26,7 +26,7 @@ from tests.integration.emulator_fixtures import (
     wait_status,
 )
 
-from transcribed.gladia.emulator_media import probe
+from transcribed.emulator.media import probe
 
 __all__ = ["api", "emulator", "emulator_factory"]  # fixtures used by name
 

@@ -26,7 +26,7 @@ from tests.integration.media_fixtures import (
 from transcribed import media
 from transcribed.config import MediaConfig
 from transcribed.errors import MediaError
-from transcribed.media_split import SAFE_PAUSE_SECONDS
+from transcribed.media.split import SAFE_PAUSE_SECONDS
 
 pytestmark = needs_ffmpeg
 CONFIG = MediaConfig()

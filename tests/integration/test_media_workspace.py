@@ -15,7 +15,7 @@ import pytest
 
 from transcribed.config import MediaConfig
 from transcribed.media import Workspace
-from transcribed.media_workspace import PREFIX
+from transcribed.media.workspace import PREFIX
 
 HOLDER = textwrap.dedent("""
     import os, sys

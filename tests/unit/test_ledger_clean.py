@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from transcribed import ledger_repair
 from transcribed.ledger import Ledger
+from transcribed.ledger import repair as ledger_repair
 
 
 def test_a_ledger_left_as_a_clean_stop_left_it_is_known_clean_once(tmp_path: Path) -> None:

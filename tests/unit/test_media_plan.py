@@ -11,7 +11,7 @@ from transcribed import media
 from transcribed.config import MediaConfig
 from transcribed.errors import MediaError
 from transcribed.media import AudioStream, Plan, Probe
-from transcribed.media_probe import language_matches, one_line, parse_probe
+from transcribed.media.probe import language_matches, one_line, parse_probe
 
 MB = 1_000_000
 MONO = AudioStream(index=0, codec="mp3", channels=1, language=None)
@@ -208,7 +208,7 @@ def test_files_without_usable_audio_are_refused(data: object, message: str) -> N
 def test_a_plain_wav_is_probed_from_its_header(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import wave
 
-    from transcribed.media_probe import wav_probe
+    from transcribed.media.probe import wav_probe
 
     path = tmp_path / "talk.wav"
     with wave.open(str(path), "wb") as out:

@@ -1,4 +1,4 @@
-"""Where a long recording is cut: the pure parts of media_split (budget, even guess, quiet point choice)."""
+"""Where a long recording is cut: the pure parts of media/split.py (budget, even guess, quiet point choice)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transcribed.media_split import (
+from transcribed.media.split import (
     Part,
     Silence,
     choose_cut,

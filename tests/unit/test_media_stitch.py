@@ -1,4 +1,4 @@
-"""A recording split into parts comes back as one transcript: media_stitch, golden-style, on job bodies
+"""A recording split into parts comes back as one transcript: media/stitch.py, golden-style, on job bodies
 shaped like API.md §12.5, and through the real parser and renderers."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from transcribed.errors import MalformedResultError
 from transcribed.gladia.result import parse_job
 from transcribed.media import Part, stitch
-from transcribed.media_stitch import SPEAKER_NOTE, shift_subtitles
+from transcribed.media.stitch import SPEAKER_NOTE, shift_subtitles
 from transcribed.outputs.render import SubtitleLimits, render
 
 

@@ -1,1 +1,7 @@
-"""The job pipeline: one file's state machine (job.py) and the workers that run it (pool.py)."""
+"""The job pipeline, between the inbox and the edges: what happens to a file once it is ready.
+
+`pool` runs the workers (queue, drain, shutdown); `job` is one content's state machine (prepare, upload,
+create, wait, publish), recording each step in the ledger before the next side effect; `prepare` wraps
+media/ for a job; `lister` shares one job-list poll among the jobs in flight; `settled` and `adopt` read
+what the ledger and the disk already hold. Everything it uses (client, ledger, media tools) is passed in.
+"""

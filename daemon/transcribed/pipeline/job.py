@@ -26,7 +26,6 @@ from typing import Any
 import structlog
 
 from transcribed import media
-from transcribed.callback import CallbackHub
 from transcribed.config import Config
 from transcribed.errors import (
     ApiUnavailableError,
@@ -45,6 +44,7 @@ from transcribed.outputs.publish import publish
 from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.prepare import MediaTools, is_part, part_key
 from transcribed.pipeline.settled import inbox_root
+from transcribed.receiver import CallbackHub
 
 log = structlog.get_logger("transcribed.job")
 

@@ -1,0 +1,14 @@
+"""The daemon's own HTTP surface: where Gladia (and, later, other programs) reach the daemon.
+
+`server` is a hardened stdlib HTTP receiver (bounded connections, whole-request deadlines, 413 before
+reading); `verify` holds its pure checks (per-job tokens, Svix webhook signatures); `hub` is where workers
+wait for a job's notice. The receiver reaches the pipeline only through what the composition root passes in.
+
+Exposes: CallbackHub, CallbackServer, Verdict.
+"""
+
+from transcribed.receiver.hub import CallbackHub
+from transcribed.receiver.server import CallbackServer
+from transcribed.receiver.verify import Verdict
+
+__all__ = ["CallbackHub", "CallbackServer", "Verdict"]
