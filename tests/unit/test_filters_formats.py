@@ -6,6 +6,7 @@ an MPEG transport stream from a TypeScript source named .ts (pipeline/prepare.py
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -152,3 +153,20 @@ def test_packets_that_ffprobe_finds_no_audio_in_are_set_aside(tmp_path: Path) ->
     tools = MediaTools(MediaConfig(), ffmpeg=shutil.which("ffmpeg"), ffprobe=shutil.which("ffprobe"))
     with pytest.raises(NotMediaError, match="not media: ffprobe finds no audio in it"):
         tools.decide(stream)
+
+
+def test_the_readme_table_lists_what_is_taken_and_how_it_is_sent() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## What is taken", 1)[1].split("\n## ", 1)[0]
+    listed: set[str] = set()
+    for row in re.findall(r"^\| (`\..*?) \| (.*?) \| (.*?) \|$", section, flags=re.M):
+        extensions = set(re.findall(r"`\.(\w+)`", row[0]))
+        kind, sent = row[1].split()[0].rstrip(","), row[2]
+        assert extensions <= (AUDIO_EXTENSIONS if kind == "audio" else VIDEO_EXTENSIONS), row
+        as_is = extensions <= GLADIA_EXTENSIONS and kind == "audio"
+        assert sent.startswith("as it is" if as_is else "audio extracted"), row
+        for extension in extensions & set(AMBIGUOUS_EXTENSIONS):
+            assert f"`.{extension}` confirmed first" in sent, row
+        assert not listed & extensions, row
+        listed |= extensions
+    assert listed == MEDIA_EXTENSIONS
