@@ -125,8 +125,8 @@ def plan(probe: Probe | None, config: MediaConfig, *, is_video: bool, ffmpeg_ava
     Over media.max_duration_minutes, or over media.max_upload_mb as it is and (estimated from the bitrate
     and the duration) after extraction -> "split" into even parts within the limits. Videos, audio over
     media.extract_threshold_mb, formats or extensions Gladia does not list and files with several audio
-    tracks -> "extract" in auto mode; everything in "always" mode. Without ffmpeg, what is within the limits is sent
-    as it is. Raise MediaError("needs ffmpeg: <why>") when the file cannot be sent as it is and ffmpeg is
+    tracks -> "extract" in auto mode; everything in "always" mode. Without ffmpeg, what is within the
+    limits is sent as it is. Raise MediaError("needs ffmpeg: <why>") when the file cannot be sent as it is and ffmpeg is
     missing, and MediaError when it cannot and media.extract_audio = "never".
     """
     channels: int | None = None if per_channel else 1

@@ -79,8 +79,9 @@ _SYNC_PACKETS = 4      # sync bytes in a row that make a transport stream (ffmpe
 
 def holds_transport_stream(source: Path) -> bool:
     """True when the first packets of `source` are those of an MPEG transport stream (a cheap look at its
-    first kilobytes, before ffprobe is asked): never true of a text file such as a TypeScript source.
-    An unreadable file counts as one, so that the probe or the upload reports the real error."""
+    first kilobyte, before ffprobe is asked). A text file such as a TypeScript source would need a "G" at
+    four places exactly one packet apart; ffprobe has the last word anyway. An unreadable file counts as
+    one, so that the probe or the upload reports the real error."""
     try:
         with open(source, "rb") as handle:
             head = handle.read(max(_PACKET_SIZES) * (_SYNC_PACKETS + 1))
