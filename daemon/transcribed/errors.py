@@ -107,3 +107,8 @@ class MalformedResultError(TranscribedError):
 
 class MediaError(TranscribedError):
     """A file cannot be transcribed as it is (no audio, undecodable, over the limits)."""
+
+
+class NotMediaError(MediaError):
+    """A file whose extension other kinds of files use too (`x.ts`: TypeScript) holds no media: it is set
+    aside (ledger state skipped, with this reason), never failed, and nothing of it is sent."""

@@ -230,7 +230,7 @@ class Daemon:
         if self.args.rebuild_ledger:
             from transcribed.pipeline.adopt import adopt
 
-            files, _ = scan(self.config.inbox, settled_before_ns=None)
+            files, _ = scan(self.config.inbox, settled_before_ns=None, report_passed_over=False)
             adopted = adopt(ledger, self.config, files)
             log.warning("ledger_rebuild_adopted", files=adopted, hint="files with outputs on disk are done")
         if ledger.recovery is not None:
@@ -356,7 +356,8 @@ class Daemon:
         deadline = time.monotonic() + self.config.inbox.settle_timeout_seconds
         while settling and not self.stop.is_set() and time.monotonic() < deadline:
             self.stop.wait(max(0.2, self.config.inbox.settle_seconds / 2))
-            ready, settling = scan(self.config.inbox, settled_before_ns=time.time_ns() - settle_ns, known=known)
+            ready, settling = scan(self.config.inbox, settled_before_ns=time.time_ns() - settle_ns, known=known,
+                                   report_passed_over=False)     # said once, by the first scan
             for item in ready:
                 key = pool.identify(item)
                 if key is not None:

@@ -1,6 +1,7 @@
 """Which names count as media: pure functions on names, no I/O.
 
-A file counts when its extension is one Gladia accepts (API.md §8, case-insensitive) or it matches an
+A file counts when its extension is a media one (MEDIA_EXTENSIONS, case-insensitive: the containers Gladia
+lists in API.md §8 and the other common ones ffmpeg reads, whose audio is extracted) or it matches an
 `inbox.include` glob, and it is none of: hidden, a temporary or partial download, OS/NAS litter, one of
 the daemon's own outputs or temp files, or an `inbox.exclude` match. The always-ignored rules win over
 `include`, and `exclude` wins over everything that would accept a name.
@@ -19,10 +20,32 @@ from dataclasses import dataclass, field
 
 IGNORE_MARKER = ".transcribed-ignore"
 
-# API.md §8: Gladia's supported audio and video containers ("matroska" is the mkv container).
-AUDIO_EXTENSIONS = frozenset({"aac", "ac3", "eac3", "flac", "m4a", "mp2", "mp3", "ogg", "opus", "wav"})
-VIDEO_EXTENSIONS = frozenset({"3g2", "3gp", "avi", "flv", "m4v", "mkv", "mov", "mp4", "wmv"})
+# API.md §8: the audio and video containers Gladia lists ("matroska" is the mkv container). A file with
+# one of these may be sent as it is (pipeline/prepare.py and media.plan decide).
+GLADIA_AUDIO_EXTENSIONS = frozenset({"aac", "ac3", "eac3", "flac", "m4a", "mp2", "mp3", "ogg", "opus", "wav"})
+GLADIA_VIDEO_EXTENSIONS = frozenset({"3g2", "3gp", "avi", "flv", "m4v", "mkv", "mov", "mp4", "wmv"})
+GLADIA_EXTENSIONS = GLADIA_AUDIO_EXTENSIONS | GLADIA_VIDEO_EXTENSIONS
+# Containers people record and download that Gladia does not list, each one ffmpeg reads (`ffmpeg -demuxers`):
+# their audio is extracted before upload. Audio: Apple/GarageBand/Logic (aif, aifc, aiff, caf), phone voice
+# memos (amr, awb, 3ga), audiobooks (m4b), Matroska/Ogg/WebM audio (mka, oga, weba), Windows Media (wma),
+# Olympus dictation (dss). Video: browser and Meet recordings (webm), Ogg video (ogv), DVR and broadcast
+# recordings (ts, wtv), camcorders (mts, m2ts, m2t, mxf, dv), MPEG program streams and DVDs (mpg, mpeg, vob),
+# Windows Media (asf), Flash (f4v).
+OTHER_AUDIO_EXTENSIONS = frozenset({"3ga", "aif", "aifc", "aiff", "amr", "awb", "caf", "dss", "m4b", "mka", "oga",
+                                    "weba", "wma"})
+OTHER_VIDEO_EXTENSIONS = frozenset({"asf", "dv", "f4v", "m2t", "m2ts", "mpeg", "mpg", "mts", "mxf", "ogv", "ts",
+                                    "vob", "webm", "wtv"})
+AUDIO_EXTENSIONS = GLADIA_AUDIO_EXTENSIONS | OTHER_AUDIO_EXTENSIONS
+VIDEO_EXTENSIONS = GLADIA_VIDEO_EXTENSIONS | OTHER_VIDEO_EXTENSIONS
 MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+# Media extensions that other kinds of files use too, with what those are: a file with one is confirmed to
+# be media by its content (pipeline/prepare.py) before anything is sent, and set aside when it is not.
+AMBIGUOUS_EXTENSIONS = {
+    "ts": "TypeScript sources and Qt translations",
+    "mts": "TypeScript modules",
+}
+# The reason file_reason gives for a name passed over for its extension alone (the scans count these).
+UNSUPPORTED_EXTENSION = "not a supported media extension"
 
 # Last extensions that browsers, download managers, sync tools and copy tools give a file while it is
 # still being written; the final name appears by rename when it is complete.
@@ -126,7 +149,7 @@ class NameFilter:
         if (self._include[0] is not None or self._include[1] is not None) and _matches(
                 self._include, folded, relative):
             return None
-        return "not a supported media extension"
+        return UNSUPPORTED_EXTENSION
 
     def directory_reason(self, name: str, relative: str | None = None) -> str | None:
         """Return None when the walk may enter a directory called `name`, else why it is skipped."""

@@ -14,11 +14,11 @@ from pathlib import Path
 import structlog
 
 from transcribed.config import InboxConfig
-from transcribed.inbox.filters import NameFilter
+from transcribed.inbox.filters import UNSUPPORTED_EXTENSION, NameFilter
 from transcribed.inbox.readiness import ReadyFile, settled_by_mtime
 from transcribed.inbox.walk import Kind, Listing, Root, Trust, classify, join, list_directory, walk
 
-__all__ = ["scan"]
+__all__ = ["PassedOverLog", "log_passed_over", "scan"]
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +35,7 @@ class _Found:
     settling: list[str] = field(default_factory=list)
     links: list[tuple[int, str]] = field(default_factory=list)
     unreadable: list[tuple[int, str, str]] = field(default_factory=list)             # root, folder, error
+    passed_over: list[tuple[int, str, int, str]] = field(default_factory=list)       # root, folder, count, example
 
 
 class _Scanner:
@@ -61,6 +62,8 @@ class _Scanner:
             else:
                 found.settling.append(file)
         found.links.extend((root.index, join(directory, name)) for name in listing.links)
+        if listing.passed_over:
+            found.passed_over.append((root.index, directory, listing.passed_over, listing.passed_over_example))
 
     def walk(self, root: Root, starts: list[str], found: _Found) -> None:
         for start in starts:
@@ -85,7 +88,7 @@ class _Scanner:
         if part is None:
             self.walk(root, theirs, found)     # the child failed: its half here
             return
-        for name in ("ready", "settling", "links", "unreadable"):
+        for name in ("ready", "settling", "links", "unreadable", "passed_over"):
             getattr(found, name).extend(getattr(part, name))
 
     def _part(self, root: Root, starts: list[str]) -> _Found:
@@ -132,8 +135,40 @@ def _count(known: Mapping[str, Mapping[str, bytes]]) -> int:
     return files if isinstance(files, int) else sum(map(len, known.values()))
 
 
+def log_passed_over(root: str, folder: str, count: int, example: str) -> None:
+    """The one line a folder scan gives for the files it passed over for their extension."""
+    log.info("files_passed_over", count=count, example=example, folder=folder, root=root,
+             reason=UNSUPPORTED_EXTENSION, hint="to take them, add a glob to inbox.include")
+
+
+class PassedOverLog:
+    """For the watcher's rescans: one `files_passed_over` line per folder listing that passed files over for
+    their extension, unless the last listing of that folder passed over the same (count, example), so an
+    unchanged folder listed again in its turn does not repeat itself. Used by the rescan thread only."""
+
+    def __init__(self) -> None:
+        self._said: dict[str, tuple[int, str]] = {}
+
+    def note(self, root: str, listing: Listing) -> None:
+        """Given a folder just listed (not skipped, no error), log what it passed over if that is news."""
+        directory = listing.directory
+        if not listing.passed_over:
+            self._said.pop(directory, None)
+            return
+        what = (listing.passed_over, listing.passed_over_example)
+        if self._said.get(directory) != what:
+            self._said[directory] = what
+            log_passed_over(root, directory, *what)
+
+    def forget(self, root: str, visited: set[str]) -> None:
+        """Drop the folders under `root` that the last walk of it no longer reached."""
+        prefix = root.rstrip("/") + "/"
+        for directory in [d for d in self._said if d not in visited and (d == root or d.startswith(prefix))]:
+            del self._said[directory]
+
+
 def scan(config: InboxConfig, *, settled_before_ns: int | None, known: Mapping[str, Mapping[str, bytes]] | None = None,
-         split_from: int = _SPLIT_FROM) -> tuple[list[ReadyFile], list[Path]]:
+         split_from: int = _SPLIT_FROM, report_passed_over: bool = True) -> tuple[list[ReadyFile], list[Path]]:
     """Walk every inbox once and return (ready, still settling), each sorted by path.
 
     A media file counts as complete when its mtime is older than `settled_before_ns` (wall-clock ns;
@@ -143,7 +178,8 @@ def scan(config: InboxConfig, *, settled_before_ns: int | None, known: Mapping[s
     Files in `known` (directory -> name -> version key) are left out while their version (from a stat of
     each: a rewrite in place keeps the name and the inode) is the same. With `split_from` known files or
     more and more than one core, the walk of a recursive inbox is split between this process and a forked
-    child.
+    child. With `report_passed_over`, each folder holding files passed over for their extension alone gives
+    one `files_passed_over` line (a count and an example name).
     """
     scanner = _Scanner(config, settled_before_ns, known)
     found = _Found()
@@ -157,6 +193,9 @@ def scan(config: InboxConfig, *, settled_before_ns: int | None, known: Mapping[s
             scanner.walk(root, [root.text], found)
     for index, folder, error in found.unreadable:
         log.warning("scan_folder_unreadable", root=roots[index].text, folder=folder, error=error)
+    if report_passed_over:
+        for index, folder, count, example in sorted(found.passed_over, key=lambda item: item[1]):
+            log_passed_over(roots[index].text, folder, count, example)
     for index, link in found.links:
         root = roots[index]
         if classify(root, link, recursive=config.recursive, names=scanner.names).kind is Kind.LINK_OUTSIDE:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transcribed.inbox.filters import IGNORE_MARKER, OUTPUT_SUFFIXES, NameFilter
+from transcribed.inbox.filters import IGNORE_MARKER, OUTPUT_SUFFIXES, UNSUPPORTED_EXTENSION, NameFilter
 
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 VERIFY_SLICES = 8   # a trusting walk lists and stats every file of one folder in this many, in turns
@@ -175,8 +175,9 @@ RACY_SECONDS = 2.0
 @dataclass(slots=True)
 class Listing:
     """One directory of a walk: its accepted regular files with their lstat, the names of known files
-    taken as unchanged without a stat (see Trust), and its symlinks' names. `error` is set (and the lists
-    empty) when the directory could not be listed."""
+    taken as unchanged without a stat (see Trust), its symlinks' names, and how many files it passed over
+    for their extension (with the first name). `error` is set (and the lists empty) when the directory
+    could not be listed."""
 
     directory: str
     files: list[tuple[str, os.stat_result]] = field(default_factory=list)
@@ -185,6 +186,8 @@ class Listing:
     subfolders: list[str] = field(default_factory=list)
     error: OSError | None = None
     skipped: bool = False   # not listed: unchanged since it was last listed (Trust.folders)
+    passed_over: int = 0    # regular files not taken for their extension alone (filters.UNSUPPORTED_EXTENSION)
+    passed_over_example: str = ""   # the first of them by name, when there are any
 
 
 def walk(root: Root, start: str | None = None, *, recursive: bool, names: NameFilter,
@@ -275,8 +278,12 @@ def _list(root: Root, directory: str, descriptor: int, recursive: bool, names: N
                             same(name)
                         elif file_reason(name, None if prefix is None else prefix + name) is None:
                             files.append((name, status))
-                    elif file_reason(name, None if prefix is None else prefix + name) is None:
+                    elif (reason := file_reason(name, None if prefix is None else prefix + name)) is None:
                         files.append((name, entry.stat(follow_symlinks=False)))
+                    elif reason == UNSUPPORTED_EXTENSION:
+                        listing.passed_over += 1
+                        if not listing.passed_over_example or name < listing.passed_over_example:
+                            listing.passed_over_example = name
                     elif name == IGNORE_MARKER:
                         return None
                 elif entry.is_dir(follow_symlinks=False):

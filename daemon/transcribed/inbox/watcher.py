@@ -32,7 +32,7 @@ from transcribed.config import InboxConfig
 from transcribed.inbox import mounts, observers
 from transcribed.inbox.filters import NameFilter
 from transcribed.inbox.readiness import ReadyFile, SettlePolicy, Settling, Verdict, decide, observe
-from transcribed.inbox.scan import scan
+from transcribed.inbox.scan import PassedOverLog, scan
 from transcribed.inbox.walk import VERIFY_SLICES, Kind, Root, Trust, classify, join, version_key, walk
 
 __all__ = ["VERIFY_SLICES", "ReadyFile", "Watcher", "scan"]
@@ -97,6 +97,7 @@ class Watcher:
         self._rescans = 0
         # folder -> (mtime_ns, inode, subfolders) when a rescan last listed it unchanged (walk.Trust)
         self._folders: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+        self._passed_over = PassedOverLog()    # one line per folder scan that passed files over by extension
         self._observer_lock = threading.Lock()
         self._observers: dict[int, BaseObserver] = {}
         self._modes: dict[Path, str] = {}
@@ -293,6 +294,7 @@ class Watcher:
             if listing.skipped:               # not listed: no entry added, removed or renamed since
                 seen += len(known) if known is not None else 0
                 continue
+            self._passed_over.note(root.text, listing)
             hits = len(listing.unchanged)
             seen += hits
             for name, _ in listing.files:     # new or changed: what is the same is in listing.unchanged
@@ -312,6 +314,7 @@ class Watcher:
             for directory in [d for d in self._folders if d not in visited]:
                 if directory == root.text or directory.startswith(prefix):
                     del self._folders[directory]   # no longer reached: gone, or below a changed folder
+            self._passed_over.forget(root.text, visited)
         return seen, posted
 
     def _forget(self, directory: str, names: list[str] | None) -> None:

@@ -94,20 +94,22 @@ class Plan:
 
 
 def plan(probe: Probe | None, config: MediaConfig, *, is_video: bool, ffmpeg_available: bool,
-         per_channel: bool = False) -> Plan:
+         per_channel: bool = False, unlisted: str | None = None) -> Plan:
     """Given what ffprobe found (None: ffprobe is missing), decide what to upload. Pure.
 
+    `unlisted` is the file's extension (".webm") when it is not one Gladia lists (API.md §8), else None.
     Over media.max_duration_minutes, or over media.max_upload_mb as it is and (estimated from the bitrate
     and the duration) after extraction -> "split" into even parts within the limits. Videos, audio over
-    media.extract_threshold_mb, formats Gladia does not list and files with several audio tracks ->
-    "extract" in auto mode; everything in "always" mode. Without ffmpeg, what is within the limits is sent
-    as it is. Raise MediaError("needs ffmpeg: <why>") when the file cannot be sent as it is and ffmpeg is
+    media.extract_threshold_mb, formats or extensions Gladia does not list and files with several audio
+    tracks -> "extract" in auto mode; everything in "always" mode. Without ffmpeg, what is within the
+    limits is sent as it is. Raise MediaError("needs ffmpeg: <why>") when the file cannot be sent as it is and ffmpeg is
     missing, and MediaError when it cannot and media.extract_audio = "never".
     """
     channels: int | None = None if per_channel else 1
     if probe is None:
-        if is_video and ffmpeg_available and config.extract_audio != "never":
-            return Plan("extract", "a video: only its audio is sent (no ffprobe: limits not checked)",
+        if (is_video or unlisted) and ffmpeg_available and config.extract_audio != "never":
+            what = "a video" if is_video else f"{unlisted!r} is not an extension Gladia lists"
+            return Plan("extract", f"{what}: only its audio is sent (no ffprobe: limits not checked)",
                         channels=channels)
         return Plan("as_is", "sent as it is (no ffprobe: limits not checked)", channels=channels)
     stream, stream_note = choose_stream(probe.audio_streams, config.audio_stream)
@@ -121,7 +123,7 @@ def plan(probe: Probe | None, config: MediaConfig, *, is_video: bool, ffmpeg_ava
         over.append(f"{_minutes(probe.duration)} is over the {_minutes(max_seconds)} limit")
     if probe.size > max_bytes:
         over.append(f"{_megabytes(probe.size)} is over the {_megabytes(max_bytes)} upload limit")
-    wanted = _reasons_to_extract(probe, config, stream)
+    wanted = _reasons_to_extract(probe, config, stream, unlisted)
     if not over:
         if not wanted:
             return Plan("as_is", "; ".join(["within the limits", *notes]), stream=stream.index, channels=channels)
@@ -150,7 +152,7 @@ def choose_stream(streams: Sequence[AudioStream], wanted: int | str) -> tuple[Au
     return default, ""
 
 
-def _reasons_to_extract(probe: Probe, config: MediaConfig, stream: AudioStream) -> list[str]:
+def _reasons_to_extract(probe: Probe, config: MediaConfig, stream: AudioStream, unlisted: str | None) -> list[str]:
     if config.extract_audio == "never":
         return []
     if config.extract_audio == "always":
@@ -162,6 +164,8 @@ def _reasons_to_extract(probe: Probe, config: MediaConfig, stream: AudioStream) 
         reasons.append(f"{_megabytes(probe.size)} is over media.extract_threshold_mb")
     if probe.format_name and not set(probe.format_name.split(",")) & GLADIA_CONTAINERS:
         reasons.append(f"{probe.format_name!r} is not a format Gladia lists")
+    elif unlisted:
+        reasons.append(f"{unlisted!r} is not an extension Gladia lists")
     if len(probe.audio_streams) > 1:
         language = f" ({stream.language})" if stream.language else ""
         reasons.append(f"{len(probe.audio_streams)} audio tracks: only #{stream.index}{language} is sent")

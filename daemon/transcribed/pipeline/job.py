@@ -32,6 +32,7 @@ from transcribed.errors import (
     AuthenticationError,
     JobFailedError,
     MediaError,
+    NotMediaError,
     PermanentApiError,
     TransientApiError,
 )
@@ -120,6 +121,10 @@ def run(ctx: Context, key: str) -> Outcome:
     except PermanentApiError as exc:
         ctx.ledger.set_meta("last_api_error", exc.describe())
         return _fail(ctx, key, f"Gladia refused it: {exc.describe()}")
+    except NotMediaError as exc:       # x.ts that is TypeScript: set aside quietly, nothing was sent
+        ctx.ledger.mark_skipped(key, str(exc))
+        log.info("file_set_aside", reason=str(exc))
+        return Outcome.SKIPPED
     except MediaError as exc:
         if str(exc).startswith("needs ffmpeg"):
             ctx.ledger.mark_skipped(key, str(exc))

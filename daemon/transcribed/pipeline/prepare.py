@@ -1,5 +1,9 @@
 """Media preparation in the pipeline: probe, then send the file as it is, its extracted audio, or parts.
 
+A file with an extension other files use too (inbox/filters.AMBIGUOUS_EXTENSIONS: `.ts` is also TypeScript)
+is first confirmed to be media by its content; when it is not, it is set aside (NotMediaError) before a
+byte is sent. A file whose extension Gladia does not list (API.md §8) has its audio extracted.
+
 A file with no audio or that cannot be decoded fails before a byte is uploaded. A file too long or too large
 for one job is split at quiet points; each part is its own ledger content (key "<key>#part<i>of<n>", seen at
 "<source>#part<i>of<n>") carried through upload -> create -> poll like any file, so parts are resumable and
@@ -15,7 +19,8 @@ import structlog
 
 from transcribed import media
 from transcribed.config import MediaConfig
-from transcribed.errors import MediaError
+from transcribed.errors import MediaError, NotMediaError
+from transcribed.inbox.filters import AMBIGUOUS_EXTENSIONS, GLADIA_EXTENSIONS, VIDEO_EXTENSIONS
 
 log = structlog.get_logger("transcribed.prepare")
 PART_MARK = "#part"
@@ -42,15 +47,52 @@ class MediaTools:
         return cls(config, ffmpeg, ffprobe)
 
     def decide(self, source: Path) -> tuple[media.Plan, media.Probe | None]:
-        """Probe (when ffprobe is there) and plan. Raise MediaError for a file that cannot be sent."""
-        found = media.probe(source, self.config, self.ffprobe) if self.ffprobe else None
+        """Probe (when ffprobe is there) and plan. Raise MediaError for a file that cannot be sent, and
+        NotMediaError for one whose extension other files use too (AMBIGUOUS_EXTENSIONS) that is not media:
+        no MPEG transport stream packets at its start, or nothing ffprobe finds audio in."""
+        extension = source.suffix.lower().lstrip(".")
+        other_use = AMBIGUOUS_EXTENSIONS.get(extension)
+        if other_use is not None and not holds_transport_stream(source):
+            raise NotMediaError(f"not media: no MPEG transport stream in it (.{extension} is also used by "
+                                f"{other_use})")
+        try:
+            found = media.probe(source, self.config, self.ffprobe) if self.ffprobe else None
+        except MediaError as exc:
+            if other_use is None:
+                raise
+            raise NotMediaError(f"not media: ffprobe finds no audio in it ({exc}; .{extension} is also used by "
+                                f"{other_use})") from None
         if found is not None and not found.audio_streams:
             raise MediaError("no audio stream")
-        is_video = found.has_video if found else source.suffix.lower() in VIDEO_SUFFIXES
-        return media.plan(found, self.config, is_video=is_video, ffmpeg_available=self.ffmpeg is not None), found
+        is_video = found.has_video if found else extension in VIDEO_EXTENSIONS
+        unlisted = None if extension in GLADIA_EXTENSIONS else source.suffix.lower()
+        return media.plan(found, self.config, is_video=is_video, ffmpeg_available=self.ffmpeg is not None,
+                          unlisted=unlisted), found
 
 
-VIDEO_SUFFIXES = frozenset({".3g2", ".3gp", ".avi", ".flv", ".m4v", ".mkv", ".mov", ".mp4", ".wmv", ".webm"})
+# MPEG transport streams: 188-byte packets starting with the sync byte 0x47; camcorders (.mts, .m2ts) put a
+# 4-byte timestamp before each (192 bytes), and some broadcast captures 16 check bytes after each (204).
+_SYNC = 0x47
+_PACKET_SIZES = (188, 192, 204)
+_SYNC_PACKETS = 4      # sync bytes in a row that make a transport stream (ffmpeg's own probe wants more)
+
+
+def holds_transport_stream(source: Path) -> bool:
+    """True when the first packets of `source` are those of an MPEG transport stream (a cheap look at its
+    first kilobyte, before ffprobe is asked). A text file such as a TypeScript source would need a "G" at
+    four places exactly one packet apart; ffprobe has the last word anyway. An unreadable file counts as
+    one, so that the probe or the upload reports the real error."""
+    try:
+        with open(source, "rb") as handle:
+            head = handle.read(max(_PACKET_SIZES) * (_SYNC_PACKETS + 1))
+    except OSError:
+        return True
+    for size in _PACKET_SIZES:
+        for start in range(min(size, len(head))):
+            if all(start + index * size < len(head) and head[start + index * size] == _SYNC
+                   for index in range(_SYNC_PACKETS)):
+                return True
+    return False
 
 
 def part_key(key: str, index: int, count: int) -> str:
