@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from support import DaemonProcess, run_cli, wait_until, write_config
 
-from transcribed.gladia.emulator import Emulator
+from transcribed.emulator import Emulator
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
                                 reason="ffmpeg and ffprobe are not installed")
