@@ -168,7 +168,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
                 print(f"{_name(entry)}: {exc}", file=sys.stderr)
                 status = shell.EX_FAILED
                 continue
-            anyway = f" (sent anyway, though it was skipped: {entry.reason})" if entry.state == "skipped" else ""
+            anyway = " (the [skip] rules no longer apply to it)" if entry.state == "skipped" else ""
             print(f"{_name(entry)}: queued again{anyway}")
     return status
 
