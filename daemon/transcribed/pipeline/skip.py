@@ -77,9 +77,13 @@ def subtitles_beside(source: Path, is_ours: Callable[[Path], bool]) -> list[str]
     which `is_ours(path)` is true (outputs transcribed wrote). One directory read; raise OSError when the
     folder cannot be listed."""
     found: list[str] = []
+    prefix = Path(source.name).stem.casefold() + "."
+    size = len(prefix)
     with os.scandir(source.parent) as entries:
         for entry in entries:
-            if subtitle_language(source.name, entry.name) is None or not entry.is_file():
+            # The cheap prefix test first: a folder of thousands of files is listed once per new file.
+            if entry.name[:size].casefold() != prefix or subtitle_language(source.name, entry.name) is None \
+                    or not entry.is_file():
                 continue
             if not is_ours(source.parent / entry.name):
                 found.append(entry.name)
