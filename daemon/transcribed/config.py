@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from transcribed.errors import ConfigError
 from transcribed.gladia import schema as request_schema
+from transcribed.languages import canonical
 
 ObserverMode = Literal["auto", "native", "polling"]
 AfterMode = Literal["keep", "move"]
@@ -156,6 +157,13 @@ class CallbackConfig:
 
 
 @dataclass(frozen=True)
+class SkipConfig:
+    """What is not sent to Gladia. Overridable per folder: parse_skip(table, ..., base=<the inherited one>)."""
+
+    subtitle_languages: tuple[str, ...] = ()   # ISO 639-1 codes: a file with subtitles in one is not sent
+
+
+@dataclass(frozen=True)
 class Config:
     gladia: GladiaConfig = field(default_factory=GladiaConfig)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
@@ -167,6 +175,7 @@ class Config:
     hooks: HooksConfig = field(default_factory=HooksConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     callback: CallbackConfig = field(default_factory=CallbackConfig)
+    skip: SkipConfig = field(default_factory=SkipConfig)
     source: Path | None = None             # the file it came from, if any
 
 
@@ -344,7 +353,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     warnings: list[str] = []
     base = path.parent if path is not None else None
     sections = {"gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media",
-                "callback"}
+                "callback", "skip"}
     for name in sorted(set(table) - sections):
         problems.append(f"{name}: unknown section (expected one of: {', '.join(sorted(sections))})")
 
@@ -380,6 +389,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     hooks_section.finish()
     media = _parse_media(section("media"))
     callback = _parse_callback(section("callback"))
+    skip = parse_skip(table.get("skip", {}), problems)
     for name, folder in (("output.done_directory", output.done_directory), ("output.directory", output.directory),
                          ("ledger.path", ledger.path), ("media.temp_directory", media.temp_directory)):
         if folder is not None and any(folder.is_relative_to(inbox_path) for inbox_path in inbox.paths):
@@ -388,7 +398,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
         raise ConfigError(problems, str(path) if path else "")
     config = Config(gladia=gladia, transcription=transcription, inbox=inbox, output=output, ledger=ledger,
                     workers=workers, log=log, hooks=hooks, media=media, callback=callback,
-                    source=path)
+                    skip=skip, source=path)
     return config, warnings
 
 
@@ -679,6 +689,25 @@ def _parse_callback(s: _Section) -> CallbackConfig:
     return config
 
 
+def parse_skip(table: object, problems: list[str], *, where: str = "skip",
+               base: SkipConfig = SkipConfig()) -> SkipConfig:
+    """Given a [skip] table, return the SkipConfig it sets, keys it leaves out taken from `base` (so a
+    per-folder file can override some keys of the main config); append a problem per bad value, each
+    prefixed with `where` (e.g. "skip" or "/srv/tv/.transcribed.toml: skip")."""
+    s = _Section(table, where, problems, None)
+    languages = base.subtitle_languages
+    value = s._get("subtitle_languages")
+    if value is not _MISSING:
+        codes = [canonical(v) if isinstance(v, str) else None for v in value] if isinstance(value, list) else [None]
+        if None in codes:
+            s._bad("subtitle_languages", 'a list of language codes such as "en", "eng" or "fra" (ISO 639) or '
+                                         'English names such as "English"', value)
+        else:
+            languages = tuple(dict.fromkeys(code for code in codes if code is not None))
+    s.finish()
+    return SkipConfig(subtitle_languages=languages)
+
+
 def to_toml_dict(config: Config) -> dict[str, Any]:
     """Return the effective config as a TOML-ready table, the API key masked."""
     def clean(value: Any) -> Any:
@@ -694,7 +723,7 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for name in ("gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media",
-                 "callback"):
+                 "callback", "skip"):
         section = getattr(config, name)
         values = dict(section.request) if name == "transcription" else dataclasses.asdict(section)
         if name == "gladia":

@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "daemon" / "transcribed"
 # module (relative to the package, without .py; a trailing "/" means a folder) -> imports it must not make
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "errors": ("transcribed.", "httpx", "watchdog", "structlog"),
+    "languages": ("transcribed.", "httpx", "watchdog", "structlog"),
     "gladia/result": ("httpx", "watchdog", "structlog", "transcribed.ledger", "transcribed.outputs"),
     "config": ("httpx", "watchdog", "structlog"),
     "gladia/schema": ("httpx", "watchdog", "structlog"),
@@ -113,4 +114,5 @@ def test_no_import_cycles_counting_imports_inside_functions() -> None:
 
 def test_the_package_top_holds_parts_and_a_few_shared_modules() -> None:
     modules = sorted(path.stem for path in PACKAGE.glob("*.py"))
-    assert modules == ["__init__", "__main__", "config", "errors", "fingerprint", "logs", "notify"]
+    # languages: pure ISO 639 tables shared by config, media and the pipeline (config may not import media).
+    assert modules == ["__init__", "__main__", "config", "errors", "fingerprint", "languages", "logs", "notify"]

@@ -183,7 +183,7 @@ def test_probe_description_is_read_tolerantly() -> None:
         "format": {"format_name": "matroska,webm", "duration": "5400.5"},
     }, 123)
     assert found == Probe(duration=5400.5, size=123, format_name="matroska,webm", has_video=True, audio_streams=(
-        AudioStream(1, "aac", 6, "eng", default=True), AudioStream(2, "aac", None, None)))
+        AudioStream(1, "aac", 6, "eng", default=True), AudioStream(2, "aac", None, None)), subtitle_languages=(None,))
 
 
 def test_cover_art_is_not_a_video_and_stream_durations_stand_in() -> None:

@@ -91,7 +91,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return shell.EX_FAILED
     report: dict[str, Any] = {"running": pid is not None, "pid": pid if pid and pid > 0 else None,
                               "ledger": str(loaded.ledger.path), "inboxes": [str(p) for p in loaded.inbox.paths],
-                              "counts": {}, "in_flight": [], "failures": [], "retrying": [],
+                              "counts": {}, "in_flight": [], "failures": [], "retrying": [], "skipped": [],
                               "last_api_error": None, "paused": None}
     if ledger is not None:
         with ledger:
@@ -99,6 +99,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             report["in_flight"] = [_entry_json(e) for e in ledger.in_flight()]
             for entry in ledger.failures(limit=50):
                 (report["failures"] if entry.next_retry_at is None else report["retrying"]).append(_entry_json(entry))
+            report["skipped"] = [_entry_json(e) for e in ledger.skipped(limit=50)]
             report["last_api_error"] = ledger.get_meta("last_api_error") or None
             report["paused"] = (ledger.get_meta("paused_reason") or None) if pid else None
     if args.json:
@@ -121,7 +122,8 @@ def _print_status(report: dict[str, Any]) -> None:
         print("  " + " · ".join(f"{name} {counts[name]}" for name in order if counts.get(name)))
     if report["paused"]:
         print(f"  PAUSED: {report['paused']}")
-    sections = (("in flight", "in_flight"), ("retrying", "retrying"), ("failed", "failures"))
+    sections = (("in flight", "in_flight"), ("retrying", "retrying"), ("failed", "failures"),
+                ("skipped (`transcribed retry PATH` sends one anyway)", "skipped"))
     for title, name in sections:
         items = report[name]
         if items:
@@ -132,8 +134,9 @@ def _print_status(report: dict[str, Any]) -> None:
                 if item["next_retry_at"]:
                     when = f" (next try {datetime.fromtimestamp(item['next_retry_at']).strftime('%H:%M:%S')})"
                 print(f"  {logs.one_line(str(item['path']))}: {logs.one_line(str(detail))}{when}")
-            if len(items) > 20:
-                print(f"  ... and {len(items) - 20} more (transcribed status --json)")
+            more = counts.get("skipped", 0) if name == "skipped" else len(items)
+            if more > 20:
+                print(f"  ... and {more - 20} more (transcribed status --json)")
     if report["last_api_error"]:
         print(f"last Gladia error: {logs.one_line(report['last_api_error'])}")
 
@@ -165,7 +168,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
                 print(f"{_name(entry)}: {exc}", file=sys.stderr)
                 status = shell.EX_FAILED
                 continue
-            print(f"{_name(entry)}: queued again")
+            anyway = " (the [skip] rules no longer apply to it)" if entry.state == "skipped" else ""
+            print(f"{_name(entry)}: queued again{anyway}")
     return status
 
 

@@ -21,6 +21,7 @@ from transcribed.ledger.errors import LedgerError, translate
 from transcribed.ledger.rows import Entry, decode_path, encode_path, load, load_one
 
 # SQL below is built only from these constant state lists and column names; every value is a bound parameter.
+SEND_ANYWAY_META = "send_anyway:"   # + a content key: `retry` of a skipped content (Ledger.send_anyway)
 SETTLED_META = "settled"   # meta name of the saved settled set (a blob; see pipeline/settled.py)
 _ACTIVE = ", ".join(f"'{state}'" for state in schema.ACTIVE_STATES)
 _IN_FLIGHT = ", ".join(f"'{state}'" for state in schema.IN_FLIGHT_STATES)
@@ -233,6 +234,18 @@ class LedgerReads:
         with self._reading() as conn:
             row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
+
+    def send_anyway(self, key: str) -> bool:
+        """True when `transcribed retry` put `key` back after it was skipped: send it even if a rule (such
+        as subtitles already there) would skip it."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT 1 FROM meta WHERE name = ?", (SEND_ANYWAY_META + key,)).fetchone()
+        return row is not None
+
+    def skipped(self, limit: int = 50) -> list[Entry]:
+        """Skipped entries, most recently skipped first, at most `limit`."""
+        with self._reading() as conn:
+            return load(conn, "WHERE state = 'skipped' ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,))
 
     def conflicts(self, key: str) -> list[tuple[str, str]]:
         """Return (output path, reason) for every conflict noted for `key`, oldest first."""

@@ -31,7 +31,7 @@ from transcribed.ledger.errors import (
     LedgerVersionError,
     translate,
 )
-from transcribed.ledger.reads import SETTLED_META, LedgerReads
+from transcribed.ledger.reads import SEND_ANYWAY_META, SETTLED_META, LedgerReads
 from transcribed.ledger.rows import Entry, State, encode_path, load_one, safe_text
 
 __all__ = [
@@ -299,11 +299,14 @@ class Ledger(LedgerReads):
     def reset_for_retry(self, key: str) -> None:
         """`transcribed retry`: failed/skipped -> submitted when a job is recorded (poll it again: no new
         job), else uploaded when an audio URL is recorded, else discovered; attempts resets to 0.
-        Refused in any other state."""
+        A skipped content is also marked `send_anyway` (the user asked for it: rules that skip files, such
+        as subtitles already there, no longer apply to it). Refused in any other state."""
         with self._writing() as conn:
             row = self._row(conn, key)
             if row.state not in ("failed", "skipped"):
                 raise LedgerTransitionError(f"cannot retry {key}: it is {row.state}, not failed or skipped")
+            if row.state == "skipped":
+                conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, '1')", (SEND_ANYWAY_META + key,))
             target = "submitted" if row.job_id else "uploaded" if row.audio_url else "discovered"
             self._update(conn, key, "state = ?, attempts = 0, next_retry_at = NULL, reason = NULL", target)
 
@@ -325,6 +328,8 @@ class Ledger(LedgerReads):
             holds_job = state != "done" and (job_id is not None or attempt_id is not None)
             others = conn.execute("SELECT 1 FROM paths WHERE content = ? LIMIT 1", found).fetchone()
             if others is None and not holds_job:
+                conn.execute("DELETE FROM meta WHERE name = (SELECT ? || key FROM contents WHERE id = ?)",
+                             (SEND_ANYWAY_META, found[0]))
                 conn.execute("DELETE FROM contents WHERE id = ?", found)
             return True
 

@@ -1,8 +1,9 @@
 """Media probing: what a file holds (ffprobe), and the one way this package runs ffmpeg tools.
 
 `probe` runs ffprobe once per file and returns a `Probe`: duration, size, container, whether it carries
-video, and its audio streams. A file with no audio stream, or that ffprobe cannot read, raises MediaError
-with a one-line reason, so the pipeline fails it before a byte is uploaded.
+video, its audio streams, and its subtitle streams' languages. A file with no audio stream, or that
+ffprobe cannot read, raises MediaError with a one-line reason, so the pipeline fails it before a byte is
+uploaded.
 
 Every tool runs through `run_tool`: an argv list (never a shell), stdin closed, its own session (a Ctrl-C
 at the terminal reaches the daemon, which then stops the tool itself), killed promptly when the caller's
@@ -27,6 +28,7 @@ from typing import Any
 
 from transcribed.config import MediaConfig
 from transcribed.errors import MediaError
+from transcribed.languages import same_language
 
 __all__ = [
     "AudioStream",
@@ -64,13 +66,15 @@ class AudioStream:
 @dataclass(frozen=True)
 class Probe:
     """What ffprobe found. `duration` (seconds) is None when the container does not say; `size` is bytes on
-    disk; `has_video` ignores cover art (an attached picture in an mp3 or m4a is not a video)."""
+    disk; `has_video` ignores cover art (an attached picture in an mp3 or m4a is not a video);
+    `subtitle_languages` lists the embedded subtitle streams' language tags, from the same ffprobe run."""
 
     duration: float | None
     size: int
     format_name: str | None
     has_video: bool
     audio_streams: tuple[AudioStream, ...]
+    subtitle_languages: tuple[str | None, ...] = ()   # one per subtitle stream: its language tag, None untagged
 
 
 def find_tools(config: MediaConfig) -> tuple[str | None, str | None]:
@@ -155,21 +159,23 @@ def parse_probe(data: object, size: int) -> Probe:
     audio: list[AudioStream] = []
     has_video = False
     durations: list[float] = []
+    subtitles: list[str | None] = []
     for stream in streams:
         disposition = _mapping(stream.get("disposition"))
         kind = stream.get("codec_type")
         if kind == "video" and not disposition.get("attached_pic"):
             has_video = True
+        if kind == "subtitle":
+            subtitles.append(_language(stream))
         if kind != "audio" or not isinstance(stream.get("index"), int):
             continue
-        language = _mapping(stream.get("tags")).get("language")
         channels = stream.get("channels")
         codec = stream.get("codec_name")
         audio.append(AudioStream(
             index=stream["index"],
             codec=codec if isinstance(codec, str) and codec not in ("", "none") else None,
             channels=channels if isinstance(channels, int) and channels > 0 else None,
-            language=language if isinstance(language, str) and language not in ("", "und") else None,
+            language=_language(stream),
             default=bool(disposition.get("default")),
         ))
         seconds = _seconds(stream.get("duration"))
@@ -184,7 +190,13 @@ def parse_probe(data: object, size: int) -> Probe:
         duration = max(durations)
     name = container.get("format_name")
     return Probe(duration=duration, size=size, format_name=name if isinstance(name, str) and name else None,
-                 has_video=has_video, audio_streams=tuple(audio))
+                 has_video=has_video, audio_streams=tuple(audio), subtitle_languages=tuple(subtitles))
+
+
+def _language(stream: Mapping[str, Any]) -> str | None:
+    """A stream's language tag, None when absent, empty or "und" (undetermined)."""
+    language = _mapping(stream.get("tags")).get("language")
+    return language if isinstance(language, str) and language not in ("", "und") else None
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -244,31 +256,7 @@ def one_line(stderr: bytes, argument: str, *, fallback: str) -> str:
     return line[:197] + "..." if len(line) > 200 else line
 
 
-# ISO 639-1 (Gladia's codes) -> ISO 639-2 forms (terminology, and bibliographic where it differs), the
-# codes containers carry. Gladia writes Javanese "jw"; ISO says "jv".
-_LANGUAGES = (
-    "af afr,am amh,ar ara,as asm,az aze,ba bak,be bel,bg bul,bn ben,bo bod tib,br bre,bs bos,ca cat,"
-    "cs ces cze,cy cym wel,da dan,de deu ger,el ell gre,en eng,es spa,et est,eu eus baq,fa fas per,fi fin,"
-    "fo fao,fr fra fre,gl glg,gu guj,ha hau,haw haw,he heb,hi hin,hr hrv,ht hat,hu hun,hy hye arm,id ind,"
-    "is isl ice,it ita,ja jpn,jw jv jav,ka kat geo,kk kaz,km khm,kn kan,ko kor,la lat,lb ltz,ln lin,lo lao,"
-    "lt lit,lv lav,mg mlg,mi mri mao,mk mkd mac,ml mal,mn mon,mr mar,ms msa may,mt mlt,my mya bur,ne nep,"
-    "nl nld dut,nn nno,no nor nob nb,oc oci,pa pan,pl pol,ps pus,pt por,ro ron rum,ru rus,sa san,sd snd,"
-    "si sin,sk slk slo,sl slv,sn sna,so som,sq sqi alb,sr srp,su sun,sv swe,sw swa,ta tam,te tel,tg tgk,"
-    "th tha,tk tuk,tl tgl fil,tr tur,tt tat,uk ukr,ur urd,uz uzb,vi vie,yi yid,yo yor,zh zho chi"
-)
-_SAME_LANGUAGE: dict[str, frozenset[str]] = {
-    code: frozenset(group.split()) for group in _LANGUAGES.split(",") for code in group.split()
-}
-
-
 def language_matches(tag: str | None, wanted: str) -> bool:
     """True when a stream's language tag names the language `wanted` ("en" matches "eng", "fre" matches
     "fra"; a region such as "pt-BR" is ignored on both sides)."""
-    if not tag:
-        return False
-
-    def base(code: str) -> str:
-        return code.replace("_", "-").split("-")[0].strip().lower()
-
-    have, want = base(tag), base(wanted)
-    return have == want or have in _SAME_LANGUAGE.get(want, frozenset())
+    return same_language(tag, wanted)

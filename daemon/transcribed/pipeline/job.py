@@ -42,6 +42,7 @@ from transcribed.gladia.retry import poll_deadline
 from transcribed.ledger import Entry, Ledger
 from transcribed.outputs.hooks import hook_placeholders, run_hook
 from transcribed.outputs.publish import publish
+from transcribed.pipeline import skip
 from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.prepare import MediaTools, is_part, part_key
 from transcribed.pipeline.settled import inbox_root
@@ -191,11 +192,19 @@ def _upload(ctx: Context, entry: Entry, source: Path) -> Outcome | None:
     return the outcome. Raise MediaError for a file that cannot be sent (0 bytes uploaded)."""
     if source.stat().st_size == 0:
         raise MediaError("the file is empty")
+    # Subtitles already there: the folder's listing first (no probe), then the probe's embedded streams.
+    wanted = ctx.config.skip.subtitle_languages
+    if wanted and ctx.ledger.send_anyway(entry.key):
+        wanted = ()
+    if wanted and (reason := skip.has_subtitles(ctx.ledger, source, wanted)):
+        return _skip(ctx, entry.key, reason)
     ctx.ledger.mark_uploading(entry.key)
     if ctx.media is None:
         _send(ctx, entry.key, source, source.name)
         return None
     plan, found = ctx.media.decide(source)
+    if wanted and found and (reason := skip.subtitle_reason(source.name, (), found.subtitle_languages, wanted)):
+        return _skip(ctx, entry.key, reason)
     log.info("media_planned", action=plan.action, reason=plan.reason)
     if plan.action == "as_is":
         _send(ctx, entry.key, source, source.name)
@@ -207,6 +216,13 @@ def _upload(ctx: Context, entry: Entry, source: Path) -> Outcome | None:
     else:
         return _split(ctx, entry, source, plan, found)
     return None
+
+
+def _skip(ctx: Context, key: str, reason: str) -> Outcome:
+    """Not sent (nothing uploaded, no job): skipped with `reason` until `transcribed retry`."""
+    ctx.ledger.mark_skipped(key, reason)
+    log.info("file_skipped", reason=reason)
+    return Outcome.SKIPPED
 
 
 def _send(ctx: Context, key: str, path: Path, name: str) -> None:
