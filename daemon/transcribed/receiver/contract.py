@@ -171,8 +171,10 @@ def route(target: str, token: str | None) -> str | None:
 def map_path(path: str, mappings: Sequence[PathMapping]) -> str:
     """Given a path as the caller sees it and the mappings (longest `source` first, as config orders them),
     return it as this host sees it: the first mapping whose source is the path or a folder above it has that
-    prefix replaced; with none, the path as it is. The result is normalised (`..` resolved lexically; the
-    real check on the resolved path comes after)."""
+    prefix replaced; with none, the path as it is. The path is normalised first (`..` resolved lexically, so
+    "/tv/../etc" is not taken for a path under "/tv"; the real check on the resolved path comes after)."""
+    if path.startswith("/"):
+        path = posixpath.normpath(path)
     for mapping in mappings:
         source = mapping.source
         if path == source or path.startswith(source.rstrip("/") + "/"):
