@@ -204,7 +204,8 @@ def test_truncated_body_is_refused() -> None:
 
 
 TRANSCRIPT = Transcript("Hello there. General\tKenobi.", ("en",), (
-    Utterance(0.5, 1.7, "Hello there.", "en", 0, None, 0.9, (Word("Hello", 0.5, 0.9, 0.9), Word("there.", 1.0, 1.7, 0.8))),
+    Utterance(0.5, 1.7, "Hello there.", "en", 0, None, 0.9, (Word("Hello", 0.5, 0.9, 0.9),
+                                                             Word("there.", 1.0, 1.7, 0.8))),
     Utterance(2.0, 3.25, "General\tKenobi.", "en", 0, None, 0.9, (Word("General", 2.0, 2.5, 0.9),
                                                                    Word("Kenobi.", 2.6, 3.25, 0.9))),
 ), {})
@@ -213,7 +214,7 @@ TRANSCRIPT = Transcript("Hello there. General\tKenobi.", ("en",), (
 def test_whisper_answer_forms() -> None:
     limits = SubtitleLimits.from_request(None)
     text, kind = render_answer(TRANSCRIPT, "srt", limits)
-    assert kind.startswith("text/plain") and [c.content for c in srt.parse(text)][0] == "Hello there."
+    assert kind.startswith("text/plain") and next(c.content for c in srt.parse(text)) == "Hello there."
     assert render_answer(TRANSCRIPT, "vtt", limits)[0].startswith("WEBVTT")
     assert render_answer(TRANSCRIPT, "txt", limits)[0] == "Hello there. General\tKenobi.\n"
     assert render_answer(TRANSCRIPT, "tsv", limits)[0] == "start\tend\ttext\n500\t1700\tHello there.\n" \
