@@ -90,9 +90,12 @@ class Requests:
                         self._create(key, asked, received)
                         created = True
                 self.enqueue(key)
-                if not self._wait(key, gone):
-                    log.info("integration_client_gone", key=key[:19], effect="the job runs on; its result is kept")
-                    return None
+                if self._wait(key, gone):
+                    continue
+                if self.ctx.stop.is_set():
+                    return Answer(503, b"transcribed is stopping; the job resumes at its next start: ask again\n")
+                log.info("integration_client_gone", key=key[:19], effect="the job runs on; its result is kept")
+                return None
         except MediaError as exc:
             return Answer(422, f"cannot transcribe this audio: {exc}\n".encode())
         except (Stopped, OSError) as exc:
@@ -216,7 +219,7 @@ class Requests:
         return suffix if 1 < len(suffix) <= 6 and set(suffix[1:]) <= _SUFFIX_CHARACTERS else ".media"
 
     def _wait(self, key: str, gone: Callable[[], bool]) -> bool:
-        """Wait until the content is finished or failed; False when the client went away (or we stop)."""
+        """Wait until the content is finished or failed; False when the client went away or we stop."""
         stop = self.ctx.stop
         while True:
             entry = self.ctx.ledger.get(key)
