@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from emulator_process import EmulatorProcess  # noqa: E402
+from emulator_process import EmulatorProcess
 
 TRANSCRIBED = str(Path(sys.executable).with_name("transcribed"))
 TOKEN = "bench-token-" + os.urandom(8).hex()
