@@ -406,7 +406,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     hooks_section.finish()
     media = _parse_media(section("media"))
     callback = _parse_callback(section("callback"))
-    integrations = _parse_integrations(section("integrations"))
+    integrations = _parse_integrations(section("integrations"), warnings)
     for name, folder in (("output.done_directory", output.done_directory), ("output.directory", output.directory),
                          ("ledger.path", ledger.path), ("media.temp_directory", media.temp_directory)):
         if folder is not None and any(folder.is_relative_to(inbox_path) for inbox_path in inbox.paths):
@@ -706,7 +706,7 @@ def _parse_callback(s: _Section) -> CallbackConfig:
     return config
 
 
-def _parse_integrations(s: _Section) -> IntegrationsConfig:
+def _parse_integrations(s: _Section, warnings: list[str]) -> IntegrationsConfig:
     listen = s.string("listen", "")
     token = s.optional_string("token")
     if listen:
@@ -726,8 +726,8 @@ def _parse_integrations(s: _Section) -> IntegrationsConfig:
         s.problems.append("integrations.token: expected letters, digits and - _ . ~ only (it is a URL path segment)")
         token = None
     if token is not None and len(token) < 16:
-        s.problems.append("integrations.token: expected at least 16 characters (e.g. `openssl rand -hex 16`)")
-        token = None
+        warnings.append("integrations.token is short (under 16 characters): anyone who can guess it can make "
+                        "transcribed pay for jobs; use e.g. `openssl rand -hex 16`")
     mappings: list[PathMapping] = []
     raw = s._get("path_map")
     if raw is not _MISSING:

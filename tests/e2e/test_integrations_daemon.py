@@ -244,3 +244,26 @@ def test_a_client_that_hangs_up_leaves_its_job_running_and_the_repeat_is_free(tm
             assert made.jobs() == 1
         finally:
             made.stop()
+
+
+def test_concurrent_requests_share_the_workers_limit(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = EmulatorSettings(api_keys=frozenset({KEY}), processing_seconds=1.0, data_dir=tmp_path / "emulator")
+    with Emulator(settings) as emulator:
+        made = Setup(tmp_path, emulator)
+        text = made.config.read_text() + "\n[workers]\nconcurrency = 1\n"
+        made.config.write_text(text)
+        try:
+            made.start()
+            audios = [pcm_tone(3.0, frequency=700.0 + 50 * index) for index in range(3)]
+            with ThreadPoolExecutor(3) as running:
+                answers = list(running.map(lambda audio: post_audio(
+                    made.port, made.url("asr?output=srt&encode=false&language=en"), audio), audios))
+            assert [status for status, _, _ in answers] == [200, 200, 200]
+            jobs = sorted(emulator.jobs(), key=lambda job: str(job["created_at"]))
+            assert len(jobs) == 3
+            for earlier, later in zip(jobs, jobs[1:], strict=False):
+                assert str(later["created_at"]) >= str(earlier["completed_at"])   # one at a time
+        finally:
+            made.stop()

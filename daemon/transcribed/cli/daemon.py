@@ -399,11 +399,14 @@ class Daemon:
             self.notifier.ready_after_reload()
             return
         self.redactor.update([fresh.gladia.api_key.reveal(), *self.redactor.secrets])
-        if fresh.inbox != self.config.inbox or fresh.ledger != self.config.ledger:
-            log.warning("reload_partial", detail="[inbox] and [ledger] changes take effect at the next restart")
+        if fresh.inbox != self.config.inbox or fresh.ledger != self.config.ledger \
+                or fresh.integrations != self.config.integrations:
+            log.warning("reload_partial", detail="[inbox], [ledger] and [integrations] changes take effect at the "
+                                                 "next restart")
         old = pool.ctx.client
         pool.ctx.client = self._client(fresh, breaker=old.breaker)
-        pool.ctx.config = replace(fresh, inbox=self.config.inbox, ledger=self.config.ledger)
+        pool.ctx.config = replace(fresh, inbox=self.config.inbox, ledger=self.config.ledger,
+                                  integrations=self.config.integrations)
         self.config = pool.ctx.config
         log.info("config_reloaded", source=str(fresh.source) if fresh.source else None)
         pool.resume()
