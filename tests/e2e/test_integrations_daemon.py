@@ -3,6 +3,7 @@ bodies Bazarr, Sonarr and Radarr really send (INTEGRATIONS.md)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import socket
@@ -263,7 +264,7 @@ def test_concurrent_requests_share_the_workers_limit(tmp_path: Path) -> None:
             assert [status for status, _, _ in answers] == [200, 200, 200]
             jobs = sorted(emulator.jobs(), key=lambda job: str(job["created_at"]))
             assert len(jobs) == 3
-            for earlier, later in zip(jobs, jobs[1:], strict=False):
+            for earlier, later in itertools.pairwise(jobs):
                 assert str(later["created_at"]) >= str(earlier["completed_at"])   # one at a time
         finally:
             made.stop()
