@@ -268,3 +268,21 @@ def test_concurrent_requests_share_the_workers_limit(tmp_path: Path) -> None:
                 assert str(later["created_at"]) >= str(earlier["completed_at"])   # one at a time
         finally:
             made.stop()
+
+
+def test_a_restart_while_the_job_runs_pays_nothing_twice(tmp_path: Path) -> None:
+    settings = EmulatorSettings(api_keys=frozenset({KEY}), processing_seconds=4.0, data_dir=tmp_path / "emulator")
+    with Emulator(settings) as emulator:
+        made = Setup(tmp_path, emulator)
+        try:
+            made.start()
+            audio = pcm_tone(4.0, frequency=830.0)
+            send_then_hang_up(made.port, made.url("detect-language?encode=false"), audio)
+            wait_until(lambda: made.events("job_created"), 60, message="the job created")
+            made.stop()                                   # Bazarr gave up and transcribed restarts mid-job
+            made.start()
+            status, _, body = post_audio(made.port, made.url("asr?output=srt&encode=false&language=en"), audio)
+            assert status == 200 and list(srt.parse(body.decode()))
+            assert made.jobs() == 1
+        finally:
+            made.stop()
