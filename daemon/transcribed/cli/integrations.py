@@ -42,7 +42,10 @@ def start(config: Config, ctx: Context, pool: Pool) -> IntegrationsServer:
         reason = names.file_reason(path.name)
         if reason is not None:
             return reason
-        status = path.stat()
+        try:
+            status = path.stat()
+        except OSError as exc:
+            return f"cannot be read: {exc.strerror or exc.__class__.__name__}"
         pool.submit(ReadyFile(path, root, status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns))
         with counting:
             ctx.ledger.set_meta(WEBHOOK_COUNTER, str(int(ctx.ledger.get_meta(WEBHOOK_COUNTER) or 0) + 1))

@@ -63,7 +63,7 @@ class Requests:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         spool.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.sweep()
+        self.sweep(leftovers=True)
 
     # -------------------------------------------------------------------------------------------- public
 
@@ -104,17 +104,21 @@ class Requests:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 received.path.unlink()
+            with contextlib.suppress(OSError):
+                self.sweep()      # audio whose job finished while its client was gone
 
-    def sweep(self) -> None:
-        """Remove spooled audio whose content is finished (done, skipped or failed for good)."""
+    def sweep(self, *, leftovers: bool = False) -> None:
+        """Remove spooled audio whose content is finished (done, skipped or failed for good). With
+        `leftovers` (at start, before any request), also what a crash left: partial uploads and encodes, and
+        audio the ledger never recorded."""
         for path in self.spool.iterdir():
             if path.name.startswith("."):
-                if path.name.startswith((".received-", ".encode-")):
+                if leftovers and path.name.startswith((".received-", ".encode-")):
                     with contextlib.suppress(OSError):
-                        path.unlink()    # a crash's leftover: received files are taken or dropped at once
+                        path.unlink()
                 continue
             entry = self.ctx.ledger.entry_for_path(str(path))
-            if entry is None or _finished(entry):
+            if (entry is None and leftovers) or (entry is not None and _finished(entry)):
                 with contextlib.suppress(OSError):
                     path.unlink()
 
