@@ -164,6 +164,31 @@ class SkipConfig:
 
 
 @dataclass(frozen=True)
+class PathMapping:
+    """A caller's path prefix (`source`, as Sonarr or Bazarr see it) and this host's (`target`)."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class IntegrationsConfig:
+    listen: str = ""                       # "": off; else host:port, IPv6 as "[::1]:9000"
+    token: Secret | None = None            # when set, every endpoint lives under /<token>/
+    library_paths: tuple[Path, ...] = ()   # folders webhooks may name, besides inbox.paths
+    path_map: tuple[PathMapping, ...] = ()  # a caller's path prefix -> this host's, longest prefix first
+    max_body_mb: float = 1000.0            # larger uploads (Bazarr's PCM is ~115 MB per hour) get 413
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen)
+
+    def address(self) -> tuple[str, int]:
+        """Return `listen` as (host, port); raise ValueError when it is not host:port or [IPv6]:port."""
+        return _split_listen(self.listen)
+
+
+@dataclass(frozen=True)
 class Config:
     gladia: GladiaConfig = field(default_factory=GladiaConfig)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
@@ -176,6 +201,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     callback: CallbackConfig = field(default_factory=CallbackConfig)
     skip: SkipConfig = field(default_factory=SkipConfig)
+    integrations: IntegrationsConfig = field(default_factory=IntegrationsConfig)
     source: Path | None = None             # the file it came from, if any
 
 
@@ -353,7 +379,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     warnings: list[str] = []
     base = path.parent if path is not None else None
     sections = {"gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media",
-                "callback", "skip"}
+                "callback", "skip", "integrations"}
     for name in sorted(set(table) - sections):
         problems.append(f"{name}: unknown section (expected one of: {', '.join(sorted(sections))})")
 
@@ -390,6 +416,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     media = _parse_media(section("media"))
     callback = _parse_callback(section("callback"))
     skip = parse_skip(table.get("skip", {}), problems)
+    integrations = _parse_integrations(section("integrations"), warnings)
     for name, folder in (("output.done_directory", output.done_directory), ("output.directory", output.directory),
                          ("ledger.path", ledger.path), ("media.temp_directory", media.temp_directory)):
         if folder is not None and any(folder.is_relative_to(inbox_path) for inbox_path in inbox.paths):
@@ -398,7 +425,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
         raise ConfigError(problems, str(path) if path else "")
     config = Config(gladia=gladia, transcription=transcription, inbox=inbox, output=output, ledger=ledger,
                     workers=workers, log=log, hooks=hooks, media=media, callback=callback,
-                    skip=skip, source=path)
+                    skip=skip, integrations=integrations, source=path)
     return config, warnings
 
 
@@ -708,6 +735,57 @@ def parse_skip(table: object, problems: list[str], *, where: str = "skip",
     return SkipConfig(subtitle_languages=languages)
 
 
+def _parse_integrations(s: _Section, warnings: list[str]) -> IntegrationsConfig:
+    listen = s.string("listen", "")
+    token = s.optional_string("token")
+    if listen:
+        try:
+            host, port = _split_listen(listen)
+            if port == 0:
+                raise ValueError(listen)
+        except ValueError:
+            s.problems.append(f"integrations.listen: expected host:port (IPv6 as [::1]:9000, port 1-65535) or \"\" "
+                              f"(off), got {listen!r}")
+        else:
+            if token is None and not _is_loopback(host):
+                s.problems.append(f"integrations.token: required when integrations.listen is not a loopback "
+                                  f"address ({listen!r}): every endpoint then lives under /<token>/")
+    if token is not None and not all(c.isascii() and (c.isalnum() or c in "-_.~") for c in token):
+        # The value is a secret: never repeated in the message.
+        s.problems.append("integrations.token: expected letters, digits and - _ . ~ only (it is a URL path segment)")
+        token = None
+    if token is not None and len(token) < 16:
+        warnings.append("integrations.token is short (under 16 characters): anyone who can guess it can make "
+                        "transcribed pay for jobs; use e.g. `openssl rand -hex 16`")
+    mappings: list[PathMapping] = []
+    raw = s._get("path_map")
+    if raw is not _MISSING:
+        ok = isinstance(raw, list) and all(isinstance(m, dict) and set(m) == {"from", "to"} and all(
+            isinstance(m[k], str) and m[k].startswith("/") for k in ("from", "to")) for m in raw)
+        if not ok:
+            s._bad("path_map", 'a list of { from = "/tv", to = "/srv/media/tv" } with absolute paths', raw)
+        else:
+            mappings = [PathMapping(m["from"].rstrip("/") or "/", m["to"].rstrip("/") or "/") for m in raw]
+    config = IntegrationsConfig(
+        listen=listen,
+        token=Secret(token) if token else None,
+        library_paths=tuple(s._resolve(t) for t in s.strings("library_paths", ())),
+        path_map=tuple(sorted(mappings, key=lambda m: -len(m.source))),
+        max_body_mb=s.number("max_body_mb", IntegrationsConfig.max_body_mb, above=True),
+    )
+    s.finish()
+    return config
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def to_toml_dict(config: Config) -> dict[str, Any]:
     """Return the effective config as a TOML-ready table, the API key masked."""
     def clean(value: Any) -> Any:
@@ -723,9 +801,12 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for name in ("gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media",
-                 "callback", "skip"):
+                 "callback", "skip", "integrations"):
         section = getattr(config, name)
         values = dict(section.request) if name == "transcription" else dataclasses.asdict(section)
+        if name == "integrations":
+            values["token"] = config.integrations.token
+            values["path_map"] = [{"from": m.source, "to": m.target} for m in config.integrations.path_map]
         if name == "gladia":
             values["api_key"] = config.gladia.api_key
         if name == "output" and values.get("mode") is not None:

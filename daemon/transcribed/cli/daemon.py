@@ -300,6 +300,19 @@ class Daemon:
         ledger.set_meta("daemon_started", str(time.time()))
         pool = Pool(ctx)
         pool.start()
+        integrations = None
+        if not once and self.config.integrations.enabled:
+            from transcribed.cli import integrations as integrations_wiring
+
+            try:
+                integrations = integrations_wiring.start(self.config, ctx, pool)
+            except OSError as exc:
+                print(f"transcribed: cannot listen on integrations.listen = {self.config.integrations.listen!r}: "
+                      f"{exc.strerror or exc}", file=sys.stderr)
+                self.stop.set()
+                pool.join(DRAIN_SECONDS)
+                ctx.client.close()
+                return config.EX_CONFIG
         log.info("daemon_started", mode="once" if once else "run", inboxes=[str(p) for p in self.config.inbox.paths],
                  concurrency=self.config.workers.concurrency, base_url=self.config.gladia.base_url)
         try:
@@ -308,6 +321,8 @@ class Daemon:
             return self._run(pool, known)
         finally:
             self.stop.set()
+            if integrations is not None:
+                integrations.stop()
             finished = pool.join(DRAIN_SECONDS)
             ctx.client.close()
             log.info("daemon_stopped", drained=finished)
@@ -385,11 +400,14 @@ class Daemon:
             self.notifier.ready_after_reload()
             return
         self.redactor.update([fresh.gladia.api_key.reveal(), *self.redactor.secrets])
-        if fresh.inbox != self.config.inbox or fresh.ledger != self.config.ledger:
-            log.warning("reload_partial", detail="[inbox] and [ledger] changes take effect at the next restart")
+        if fresh.inbox != self.config.inbox or fresh.ledger != self.config.ledger \
+                or fresh.integrations != self.config.integrations:
+            log.warning("reload_partial", detail="[inbox], [ledger] and [integrations] changes take effect at the "
+                                                 "next restart")
         old = pool.ctx.client
         pool.ctx.client = self._client(fresh, breaker=old.breaker)
-        pool.ctx.config = replace(fresh, inbox=self.config.inbox, ledger=self.config.ledger)
+        pool.ctx.config = replace(fresh, inbox=self.config.inbox, ledger=self.config.ledger,
+                                  integrations=self.config.integrations)
         self.config = pool.ctx.config
         log.info("config_reloaded", source=str(fresh.source) if fresh.source else None)
         pool.resume()

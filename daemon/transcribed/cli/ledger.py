@@ -102,6 +102,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             report["skipped"] = [_entry_json(e) for e in ledger.skipped(limit=50)]
             report["last_api_error"] = ledger.get_meta("last_api_error") or None
             report["paused"] = (ledger.get_meta("paused_reason") or None) if pid else None
+            if loaded.integrations.enabled:
+                report["integrations"] = {name: int(ledger.get_meta(f"integrations_{name}") or 0)
+                                          for name in ("from_ledger", "new_jobs", "webhook_files")}
     if args.json:
         print(json.dumps(report, indent=2))
         return shell.EX_OK
@@ -122,6 +125,11 @@ def _print_status(report: dict[str, Any]) -> None:
         print("  " + " · ".join(f"{name} {counts[name]}" for name in order if counts.get(name)))
     if report["paused"]:
         print(f"  PAUSED: {report['paused']}")
+    if report.get("integrations"):
+        served = report["integrations"]
+        print(f"  integrations: {served['from_ledger'] + served['new_jobs']} requests answered "
+              f"({served['from_ledger']} from the ledger, {served['new_jobs']} by a new job), "
+              f"{served['webhook_files']} files named by webhooks")
     sections = (("in flight", "in_flight"), ("retrying", "retrying"), ("failed", "failures"),
                 ("skipped (`transcribed retry PATH` sends one anyway)", "skipped"))
     for title, name in sections:

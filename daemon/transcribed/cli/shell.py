@@ -66,6 +66,7 @@ def install_stop_signals(stop: threading.Event, on_second: Callable[[], None] | 
 
 def setup_logging(loaded: Config, *, stream: object = None) -> logs.Redactor:
     """Configure logs once from the config; the key is redacted from every event."""
-    redactor = logs.Redactor([loaded.gladia.api_key.reveal()] if loaded.gladia.api_key else [])
+    token = loaded.integrations.token
+    redactor = logs.Redactor([secret.reveal() for secret in (loaded.gladia.api_key, token) if secret is not None])
     out = stream if stream is not None else sys.stdout
     return logs.configure(loaded.log.format, loaded.log.level, stream=out, redactor=redactor)  # type: ignore[arg-type]

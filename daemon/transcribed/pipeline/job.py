@@ -13,6 +13,7 @@ import enum
 import functools
 import hashlib
 import hmac
+import json
 import os
 import random
 import threading
@@ -44,7 +45,7 @@ from transcribed.outputs.hooks import hook_placeholders, run_hook
 from transcribed.outputs.publish import publish
 from transcribed.pipeline import skip
 from transcribed.pipeline.lister import JobLister
-from transcribed.pipeline.prepare import MediaTools, is_part, part_key
+from transcribed.pipeline.prepare import PART_MARK, MediaTools, is_part, part_key
 from transcribed.pipeline.settled import inbox_root
 from transcribed.receiver import CallbackHub
 
@@ -54,6 +55,7 @@ log = structlog.get_logger("transcribed.job")
 CRASH_POINTS = ("after_upload", "after_intent", "after_create", "after_result", "after_outputs")
 MAX_TRANSIENT_ATTEMPTS = 25      # about a day of retries at the 1 h cap, then the file is failed for good
 RETRY_CAP_SECONDS = 3600.0
+REQUEST_META = "request:"        # + content key: request fields of its own (integrations), JSON in the ledger
 
 
 class Outcome(enum.Enum):
@@ -272,7 +274,7 @@ def _split(ctx: Context, entry: Entry, source: Path, plan: media.Plan, found: me
 
 
 def _create(ctx: Context, entry: Entry) -> None:
-    request: dict[str, Any] = dict(ctx.config.transcription.request)
+    request = request_for(ctx, entry.key)
     request["audio_url"] = entry.audio_url
     look_first = entry.attempt_id is not None
     attempt_id = entry.attempt_id or str(uuid.uuid4())
@@ -291,6 +293,16 @@ def _create(ctx: Context, entry: Entry) -> None:
     ctx.crash("after_create")
     ctx.ledger.mark_submitted(entry.key, job.id, job.result_url)
     log.info("job_created", job_id=job.id, attempt_id=attempt_id)
+
+
+def request_for(ctx: Context, key: str) -> dict[str, Any]:
+    """The body of the create for `key`: [transcription], with the fields recorded for this content (a part:
+    for its source) by the integrations (pipeline/requests.py) on top."""
+    request: dict[str, Any] = dict(ctx.config.transcription.request)
+    own = ctx.ledger.get_meta(REQUEST_META + key.split(PART_MARK)[0])
+    if own:
+        request.update(json.loads(own))
+    return request
 
 
 def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Outcome | None:

@@ -122,6 +122,14 @@ class Pool:
                 keys.append(entry.key)
         return keys
 
+    def enqueue(self, key: str) -> bool:
+        """Queue the recorded content `key` (the integrations' requests) unless it is queued, running or
+        finished; return whether it was queued now."""
+        entry = self.ctx.ledger.get(key)
+        if entry is None or entry.state in TERMINAL:
+            return False
+        return self._enqueue(entry)
+
     def resume(self) -> None:
         """Lift a pause (the key was fixed by a reload)."""
         with self._lock:

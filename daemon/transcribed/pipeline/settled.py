@@ -26,9 +26,10 @@ _LENGTHS = struct.Struct("=IIIII")
 
 
 def inbox_root(config: Config, source: Path) -> Path | None:
-    """The inbox folder a source belongs to (the deepest match), or None when it is outside every inbox."""
+    """The inbox (or integrations.library_paths) folder a source belongs to (the deepest match), or None when
+    it is outside every one."""
     best: Path | None = None
-    for root in config.inbox.paths:
+    for root in (*config.inbox.paths, *config.integrations.library_paths):
         if source.is_relative_to(root) and (best is None or len(root.parts) > len(best.parts)):
             best = root
     return best

@@ -4,6 +4,11 @@
 reading); `verify` holds its pure checks (per-job tokens, Svix webhook signatures); `hub` is where workers
 wait for a job's notice. The receiver reaches the pipeline only through what the composition root passes in.
 
+The media-server integrations (issue 14) live beside it and are imported on their own (only when
+[integrations] is on): `integrations` (the endpoint for Bazarr, Sonarr, Radarr and `enqueue`), `contract`
+(pure: query strings, routes, webhook bodies, path mapping), `confine` (where a webhook may point) and
+`multipart` (a form field streamed to a file).
+
 Exposes: CallbackHub, CallbackServer, Verdict.
 """
 
