@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the machinery is imported once there is work: `once` over a
     from transcribed.inbox.watcher import Watcher
     from transcribed.pipeline.pool import Pool
     from transcribed.receiver import CallbackHub
+    from transcribed.receiver.metrics import Metrics
 
 log = structlog.get_logger("transcribed.daemon")
 DRAIN_SECONDS = 10.0
@@ -128,6 +129,8 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.notifier = Notifier.from_env(environ)
         self.crash_at = environ.get("TRANSCRIBED_CRASH_AT") or None
+        self.budget_clock, self.fake_clock = shell.budget_clock(environ)
+        self.metrics: Metrics | None = None
         hang = environ.get("TRANSCRIBED_TEST_HANG_MAIN_LOOP_AFTER")
         self.hang_at = time.monotonic() + float(hang) if hang else None
 
@@ -247,7 +250,8 @@ class Daemon:
         return GladiaClient(gladia.base_url, gladia.api_key.reveal(), request_timeout=gladia.request_timeout_seconds,
                             upload_timeout=gladia.upload_timeout_seconds, stop=self.stop, breaker=breaker,
                             policy=RetryPolicy(max_attempts=gladia.max_attempts,
-                                               deadline=gladia.retry_deadline_seconds))
+                                               deadline=gladia.retry_deadline_seconds),
+                            observer=self.metrics.observe_api if self.metrics is not None else None)
 
     def _serve(self, ledger: Ledger, *, once: bool, known: settled.Known,
                found: tuple[list[ReadyFile], list[Path]] | None) -> int:
@@ -256,6 +260,7 @@ class Daemon:
             secret = secrets.token_hex(32)
             ledger.set_meta("callback_secret", secret)
         with contextlib.ExitStack() as stack:
+            self.metrics = self._metrics(stack)
             hub = self._callbacks(stack, ledger, bytes.fromhex(secret))
             return self._serve_with(ledger, once=once, hub=hub, secret=bytes.fromhex(secret), known=known,
                                     found=found)
@@ -284,21 +289,49 @@ class Daemon:
                  + "/callback/...", webhook_url=hub.webhook_url)
         return hub
 
+    def _metrics(self, stack: contextlib.ExitStack) -> Metrics | None:
+        """Start GET /metrics when [metrics] listen is set; return the registry (None: no metrics)."""
+        if not self.config.metrics.listen:
+            return None
+        from transcribed.receiver.metrics import Metrics, MetricsServer
+
+        metrics = Metrics()
+        host, port = self.config.metrics.address()
+        server = MetricsServer(metrics, host, port)
+        server.start()
+        stack.callback(server.stop)
+        bound_host, bound_port = server.address
+        log.info("metrics_listening", listen=f"{bound_host}:{bound_port}", path="/metrics")
+        return metrics
+
     def _serve_with(self, ledger: Ledger, *, once: bool, hub: CallbackHub | None, secret: bytes,
                     known: settled.Known, found: tuple[list[ReadyFile], list[Path]] | None) -> int:
         from transcribed.gladia.retry import CircuitBreaker
         from transcribed.pipeline import job
+        from transcribed.pipeline.budget import HOLD_KIND, Budget
         from transcribed.pipeline.pool import Pool
         from transcribed.pipeline.prepare import MediaTools
 
+        spent, released = ledger.reconcile_spending()
+        if spent or released:
+            log.info("budget_reconciled", spent=spent, released=released)
+        budget = Budget(self.config.budget, self.budget_clock)
         breaker = CircuitBreaker(probe_interval=self.config.gladia.outage_probe_seconds)
         ctx = job.Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
                           clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
                               self.environ), hub=hub, callback_secret=secret, started_at=time.time(),
-                          media=MediaTools.find(self.config.media))
+                          media=MediaTools.find(self.config.media), budget=budget, metrics=self.metrics)
         ledger.set_meta("daemon_pid", str(os.getpid()))
         ledger.set_meta("daemon_started", str(time.time()))
+        if ledger.lift_holds(HOLD_KIND):     # measured again against the budget in force now
+            log.info("budget_holds_lifted", why="start")
         pool = Pool(ctx)
+        if self.fake_clock:
+            pool.budget_tick = 0.5     # the test hook's clock can jump: look at it often
+        if self.metrics is not None:
+            from transcribed.cli.gauges import register_gauges
+
+            register_gauges(self.metrics, ledger, pool, budget)
         pool.start()
         log.info("daemon_started", mode="once" if once else "run", inboxes=[str(p) for p in self.config.inbox.paths],
                  concurrency=self.config.workers.concurrency, base_url=self.config.gladia.base_url)
@@ -390,6 +423,9 @@ class Daemon:
         pool.ctx.client = self._client(fresh, breaker=old.breaker)
         pool.ctx.config = replace(fresh, inbox=self.config.inbox, ledger=self.config.ledger)
         self.config = pool.ctx.config
+        if pool.ctx.budget is not None and pool.ctx.budget.limits != fresh.budget:
+            pool.ctx.budget.limits = fresh.budget
+            pool.lift_budget_holds("the budget changed")
         log.info("config_reloaded", source=str(fresh.source) if fresh.source else None)
         pool.resume()
         self.notifier.ready_after_reload()
@@ -416,6 +452,8 @@ def _status_line(pool: Pool) -> str:
     parts = [f"{snap.in_flight} in flight", f"{snap.queued} queued", f"{snap.done_today} done today"]
     if snap.failed_this_run:
         parts.append(f"{snap.failed_this_run} failed")
+    if snap.waiting:
+        parts.append(f"{snap.waiting} waiting for the audio budget")
     if snap.paused:
         parts.append(f"PAUSED: {snap.paused}")
     elif snap.api_down:
