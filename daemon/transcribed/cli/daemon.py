@@ -260,10 +260,13 @@ class Daemon:
             secret = secrets.token_hex(32)
             ledger.set_meta("callback_secret", secret)
         with contextlib.ExitStack() as stack:
-            self.metrics = self._metrics(stack)
+            if self.config.metrics.listen:
+                from transcribed.receiver.metrics import Metrics
+
+                self.metrics = Metrics()    # the client and the workers count into it from the start
             hub = self._callbacks(stack, ledger, bytes.fromhex(secret))
             return self._serve_with(ledger, once=once, hub=hub, secret=bytes.fromhex(secret), known=known,
-                                    found=found)
+                                    found=found, stack=stack)
 
     def _callbacks(self, stack: contextlib.ExitStack, ledger: Ledger, secret: bytes) -> CallbackHub | None:
         """Start the callback receiver when [callback] is enabled; return its hub (None: polling only).
@@ -289,23 +292,20 @@ class Daemon:
                  + "/callback/...", webhook_url=hub.webhook_url)
         return hub
 
-    def _metrics(self, stack: contextlib.ExitStack) -> Metrics | None:
-        """Start GET /metrics when [metrics] listen is set; return the registry (None: no metrics)."""
-        if not self.config.metrics.listen:
-            return None
-        from transcribed.receiver.metrics import Metrics, MetricsServer
+    def _serve_metrics(self, stack: contextlib.ExitStack, metrics: Metrics) -> None:
+        """Serve GET /metrics on [metrics] listen until the stack closes (once every source is registered)."""
+        from transcribed.receiver.metrics import MetricsServer
 
-        metrics = Metrics()
         host, port = self.config.metrics.address()
         server = MetricsServer(metrics, host, port)
         server.start()
         stack.callback(server.stop)
         bound_host, bound_port = server.address
         log.info("metrics_listening", listen=f"{bound_host}:{bound_port}", path="/metrics")
-        return metrics
 
     def _serve_with(self, ledger: Ledger, *, once: bool, hub: CallbackHub | None, secret: bytes,
-                    known: settled.Known, found: tuple[list[ReadyFile], list[Path]] | None) -> int:
+                    known: settled.Known, found: tuple[list[ReadyFile], list[Path]] | None,
+                    stack: contextlib.ExitStack) -> int:
         from transcribed.gladia.retry import CircuitBreaker
         from transcribed.pipeline import job
         from transcribed.pipeline.budget import HOLD_KIND, Budget
@@ -332,6 +332,13 @@ class Daemon:
             from transcribed.cli.gauges import register_gauges
 
             register_gauges(self.metrics, ledger, pool, budget)
+            try:
+                self._serve_metrics(stack, self.metrics)
+            except OSError as exc:
+                ctx.client.close()
+                print(f"transcribed: cannot serve metrics on {self.config.metrics.listen} (metrics.listen): "
+                      f"{exc.strerror or exc}", file=sys.stderr)
+                return config.EX_CONFIG
         pool.start()
         log.info("daemon_started", mode="once" if once else "run", inboxes=[str(p) for p in self.config.inbox.paths],
                  concurrency=self.config.workers.concurrency, base_url=self.config.gladia.base_url)
