@@ -5,11 +5,15 @@ clock passes local midnight. Only the clock is faked (TRANSCRIBED_FAKE_NOW_FILE,
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from support import DaemonProcess, make_wav, run_cli, wait_until, write_config
 
 from transcribed.emulator import Emulator
@@ -84,4 +88,76 @@ def test_a_day_budget_is_never_exceeded_and_waiting_files_go_after_midnight(tmp_
     assert after["today_seconds"] == round(audio_of(second_day), 3)
     assert after["total_seconds"] == round(sum(DURATIONS), 3)
     assert daemon.saw("budget_period_started")
+    assert daemon.stop() == 0
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_parts_of_a_split_recording_count_as_their_audio(tmp_path: Path, emulator: Emulator) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    long = inbox / "long.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "sine=frequency=300:duration=40", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono:d=4", "-f",
+                    "lavfi", "-i", "sine=frequency=500:duration=40", "-filter_complex",
+                    "[0][1][2]concat=n=3:v=0:a=1", "-ar", "8000", "-ac", "1", str(long)], check=True, timeout=120)
+    budget_hours = 0.015     # 54 s: one ~42 s part fits a day, not two
+    config = write_config(tmp_path / "config.toml", emulator.base_url, inbox, tmp_path / "state" / "ledger.db",
+                          media={"max_duration_minutes": 1.0}, budget={"daily_audio_hours": budget_hours})
+    clock = tmp_path / "now"
+    evening = datetime(2026, 12, 7, 23, 50, tzinfo=ZoneInfo(ZONE))
+    set_clock(clock, evening)
+    env = {"TRANSCRIBED_FAKE_NOW_FILE": str(clock), "TZ": ZONE}
+    daemon = DaemonProcess(config, tmp_path / "daemon.log", **env)
+    report = wait_until(lambda: (r := status(config, env))["waiting"] and r, timeout=120, interval=0.5,
+                        message="the second part waiting")
+    assert [Path(item["path"]).name for item in report["waiting"]] == ["long.wav"]
+    assert report["waiting"][0]["reason"].startswith("waiting for tomorrow's budget")
+    first_day = emulator.jobs()
+    assert len(first_day) == 1 and audio_of(first_day) <= budget_hours * 3600
+    assert not (inbox / "long.txt").exists()
+    set_clock(clock, evening + timedelta(minutes=10, seconds=5))
+    wait_until(lambda: (inbox / "long.txt").exists(), timeout=120, message="the stitched transcript")
+    assert emulator.counters()["jobs_created"] == 2
+    second_day = [job for job in emulator.jobs() if job["id"] != first_day[0]["id"]]
+    assert audio_of(second_day) <= budget_hours * 3600
+    assert status(config, env)["budget"]["total_seconds"] == pytest.approx(audio_of(emulator.jobs()), abs=1e-2)
+    assert daemon.stop() == 0
+
+
+def test_a_crash_between_reservation_and_job_neither_leaks_nor_counts_twice(tmp_path: Path,
+                                                                            emulator: Emulator) -> None:
+    inbox = tmp_path / "inbox"
+    source = make_wav(inbox / "talk.wav", seconds=20.0)
+    config = write_config(tmp_path / "config.toml", emulator.base_url, inbox, tmp_path / "state" / "ledger.db",
+                          budget={"daily_audio_hours": 0.01})     # 36 s: room for one 20 s file, not two
+    crashed = run_cli("once", "--config", str(config), TRANSCRIBED_CRASH_AT="after_intent")
+    assert crashed.returncode == 97, crashed.stdout[-2000:]
+    reserved = status(config, {})["budget"]
+    assert reserved["reserved_seconds"] == pytest.approx(20.0, abs=0.01)   # held while the outcome is unknown
+    result = run_cli("once", "--config", str(config))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert source.with_suffix(".txt").exists()
+    after = status(config, {})["budget"]
+    assert (after["jobs_created"], after["reserved_seconds"]) == (1, 0)
+    assert after["today_seconds"] == pytest.approx(20.0, abs=0.01) == after["total_seconds"]
+    assert emulator.counters()["jobs_created"] == 1
+
+
+def test_a_file_larger_than_the_whole_budget_waits_until_a_reload_raises_it(tmp_path: Path,
+                                                                          emulator: Emulator) -> None:
+    inbox = tmp_path / "inbox"
+    source = make_wav(inbox / "talk.wav", seconds=5.0)
+    config_path = tmp_path / "config.toml"
+    config = write_config(config_path, emulator.base_url, inbox, tmp_path / "state" / "ledger.db",
+                          budget={"daily_audio_hours": 0.001})      # 3.6 s
+    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    report = wait_until(lambda: (r := status(config, {}))["waiting"] and r, timeout=60, interval=0.3,
+                        message="the file waiting")
+    assert "more than the whole daily budget" in report["waiting"][0]["reason"]
+    assert emulator.counters().get("files_uploaded", 0) == 0          # known too long: nothing uploaded
+    write_config(config_path, emulator.base_url, inbox, tmp_path / "state" / "ledger.db",
+                 budget={"daily_audio_hours": 1.0})
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: source.with_suffix(".txt").exists(), timeout=60, message="the transcript after the reload")
+    assert emulator.counters()["jobs_created"] == 1
     assert daemon.stop() == 0
