@@ -292,17 +292,6 @@ class Daemon:
                  + "/callback/...", webhook_url=hub.webhook_url)
         return hub
 
-    def _serve_metrics(self, stack: contextlib.ExitStack, metrics: Metrics) -> None:
-        """Serve GET /metrics on [metrics] listen until the stack closes (once every source is registered)."""
-        from transcribed.receiver.metrics import MetricsServer
-
-        host, port = self.config.metrics.address()
-        server = MetricsServer(metrics, host, port)
-        server.start()
-        stack.callback(server.stop)
-        bound_host, bound_port = server.address
-        log.info("metrics_listening", listen=f"{bound_host}:{bound_port}", path="/metrics")
-
     def _serve_with(self, ledger: Ledger, *, once: bool, hub: CallbackHub | None, secret: bytes,
                     known: settled.Known, found: tuple[list[ReadyFile], list[Path]] | None,
                     stack: contextlib.ExitStack) -> int:
@@ -329,11 +318,10 @@ class Daemon:
         if self.fake_clock:
             pool.budget_tick = 0.5     # the test hook's clock can jump: look at it often
         if self.metrics is not None:
-            from transcribed.cli.gauges import register_gauges
+            from transcribed.cli.gauges import serve_metrics
 
-            register_gauges(self.metrics, ledger, pool, budget)
             try:
-                self._serve_metrics(stack, self.metrics)
+                serve_metrics(stack, self.config.metrics, self.metrics, ledger, pool, budget)
             except OSError as exc:
                 ctx.client.close()
                 print(f"transcribed: cannot serve metrics on {self.config.metrics.listen} (metrics.listen): "

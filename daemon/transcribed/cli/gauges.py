@@ -7,12 +7,31 @@ flight, queue depth and pauses from the pool; what the budget leaves from the bu
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
+import structlog
+
+from transcribed.config import MetricsConfig
 from transcribed.ledger import Ledger
 from transcribed.pipeline.budget import HOLD_KIND, Budget
 from transcribed.pipeline.pool import Pool
-from transcribed.receiver.metrics import Metrics, Sample
+from transcribed.receiver.metrics import Metrics, MetricsServer, Sample
+
+log = structlog.get_logger("transcribed.metrics")
+
+
+def serve_metrics(stack: contextlib.ExitStack, config: MetricsConfig, metrics: Metrics, ledger: Ledger, pool: Pool,
+                  budget: Budget) -> None:
+    """Register every source, then serve GET /metrics on `config.listen` until `stack` closes.
+    Raise OSError when the address cannot be bound."""
+    register_gauges(metrics, ledger, pool, budget)
+    host, port = config.address()
+    server = MetricsServer(metrics, host, port)
+    server.start()
+    stack.callback(server.stop)
+    bound_host, bound_port = server.address
+    log.info("metrics_listening", listen=f"{bound_host}:{bound_port}", path="/metrics")
 
 
 def register_gauges(metrics: Metrics, ledger: Ledger, pool: Pool, budget: Budget) -> None:

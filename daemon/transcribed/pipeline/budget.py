@@ -14,13 +14,13 @@ lifts the holds when the period label changes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from transcribed.config import BudgetConfig
-from transcribed.ledger import BudgetRefused, Spend, Usage
+from transcribed.ledger import BudgetRefused, Entry, Ledger, Spend, Usage
 
 WORST_CASE_SECONDS = 135 * 60.0     # Gladia's longest audio per job (API.md): what an unknown duration counts
 HOLD_KIND = "budget"
@@ -142,3 +142,25 @@ def describe(report: dict[str, Any]) -> list[str]:
             f"{hours(report['total_seconds'])} in all ({report['jobs_created']} jobs)",
             f"budget: {left('today_left_seconds', 'daily_limit_seconds', 'daily')}; "
             f"{left('month_left_seconds', 'monthly_limit_seconds', 'monthly')}"]
+
+
+def reserve(budget: Budget | None, ledger: Ledger, entry: Entry, attempt_id: str, *, intent: bool) -> None:
+    """Before a create request: record the intent (`intent`) or check an earlier one's reservation, reserving
+    the entry's audio (its known duration, else the worst case) in the same transaction; raise BudgetWait
+    when it does not fit. Without a budget (None) only the intent is recorded."""
+    spend = budget.spend(entry.duration) if budget is not None else None
+    try:
+        if intent:
+            ledger.mark_intent(entry.key, attempt_id, spend)
+        elif spend is not None:
+            ledger.reserve(entry.key, attempt_id, spend)
+    except BudgetRefused as exc:
+        raise BudgetWait(refusal_reason(exc)) from None
+
+
+def reported_duration(body: Mapping[str, Any]) -> float | None:
+    """The audio duration a finished job reports (result.metadata.audio_duration), or None."""
+    result = body.get("result")
+    metadata = result.get("metadata") if isinstance(result, dict) else None
+    value = metadata.get("audio_duration") if isinstance(metadata, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None

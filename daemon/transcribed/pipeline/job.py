@@ -38,11 +38,11 @@ from transcribed.errors import (
 from transcribed.gladia.client import CreatedJob, GladiaClient, Stopped
 from transcribed.gladia.result import JobView, parse_job
 from transcribed.gladia.retry import poll_deadline
-from transcribed.ledger import BudgetRefused, Entry, Ledger
+from transcribed.ledger import Entry, Ledger
 from transcribed.media.probe import wav_probe
 from transcribed.outputs.hooks import hook_placeholders, run_hook
 from transcribed.outputs.publish import publish
-from transcribed.pipeline.budget import HOLD_KIND, Budget, BudgetWait, refusal_reason
+from transcribed.pipeline.budget import HOLD_KIND, Budget, BudgetWait, reported_duration, reserve
 from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.prepare import MediaTools, is_part, part_key
 from transcribed.pipeline.settled import inbox_root
@@ -287,18 +287,12 @@ def _create(ctx: Context, entry: Entry) -> None:
         request["callback"] = True
         request["callback_config"] = {"url": ctx.hub.callback_url(token),
                                       "method": ctx.config.callback.method}
-    spend = ctx.budget.spend(entry.duration) if ctx.budget is not None else None
-    try:
-        if not look_first:
-            ctx.ledger.mark_intent(entry.key, attempt_id, spend)   # reserves the audio in the same transaction
-        elif spend is not None:
-            ctx.ledger.reserve(entry.key, attempt_id, spend)       # resumed: reserved already, or again
-    except BudgetRefused as exc:
-        raise BudgetWait(refusal_reason(exc)) from None
     if not look_first:
+        reserve(ctx.budget, ctx.ledger, entry, attempt_id, intent=True)   # one transaction with the intent
         ctx.crash("after_intent")
         since = datetime.fromtimestamp(ctx.clock(), UTC)
     else:
+        reserve(ctx.budget, ctx.ledger, entry, attempt_id, intent=False)  # resumed: reserved already, or again
         since = datetime.fromtimestamp(entry.updated_at, UTC)
     try:
         job = ctx.client.create_once(request, attempt_id, look_first=look_first, since=since)
@@ -360,7 +354,7 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
         if ctx.lister is not None:
             ctx.lister.forget(entry.job_id)
     ctx.ledger.store_result(entry.key, view.raw)
-    reported = _audio_duration(view.raw)
+    reported = reported_duration(view.raw)
     if reported is not None and ctx.budget is not None:
         ctx.ledger.correct_spending(entry.key, reported)   # what Gladia counted replaces the estimate
     ctx.crash("after_result")
@@ -418,14 +412,6 @@ def publish_outputs(ledger: Ledger, config: Config, key: str, paths: Sequence[st
         crash("after_outputs")
     ledger.mark_done(key, outputs)
     return written
-
-
-def _audio_duration(body: Mapping[str, Any]) -> float | None:
-    """The audio duration a finished job reports (result.metadata.audio_duration), or None."""
-    result = body.get("result")
-    metadata = result.get("metadata") if isinstance(result, dict) else None
-    value = metadata.get("audio_duration") if isinstance(metadata, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _other_owner(ledger: Ledger, path: Path, *, key: str) -> str | None:
