@@ -396,7 +396,8 @@ class Daemon:
         snapshot = pool.snapshot()
         failed = sum(1 for key in keys if pool.outcome_of(key) in (job.Outcome.FAILED, job.Outcome.RETRY_LATER,
                                                                    job.Outcome.PAUSED))
-        log.info("once_finished", files=len(keys), done=snapshot.done_this_run, failed=failed)
+        log.info("once_finished", files=len(keys), done=snapshot.done_this_run, failed=failed,
+                 waiting_for_budget=snapshot.waiting)
         return shell.EX_FAILED if failed else shell.EX_OK
 
     def _reload(self, pool: Pool, watcher: Watcher) -> None:

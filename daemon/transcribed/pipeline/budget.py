@@ -118,7 +118,7 @@ class Budget:
         used = usage(found.day, found.month)
         day_limit = self.limits.daily_audio_hours * 3600.0
         month_limit = self.limits.monthly_audio_hours * 3600.0
-        return {
+        report: dict[str, Any] = {
             "day": found.day, "month": found.month,
             "today_seconds": round(used.day, 3), "month_seconds": round(used.month, 3),
             "total_seconds": round(used.total + used.reserved, 3), "reserved_seconds": round(used.reserved, 3),
@@ -129,6 +129,10 @@ class Budget:
             "month_left_seconds": round(max(0.0, month_limit - used.month), 3) if month_limit else None,
             "day_ends": found.day_ends, "month_ends": found.month_ends,
         }
+        for name in ("today", "month", "total", "today_left", "month_left"):   # the same in hours, for people
+            seconds = report[f"{name}_seconds"]
+            report[f"{name}_hours"] = None if seconds is None else round(seconds / 3600.0, 4)
+        return report
 
 
 def describe(report: dict[str, Any]) -> list[str]:
