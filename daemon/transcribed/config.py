@@ -189,6 +189,21 @@ class IntegrationsConfig:
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    daily_audio_hours: float = 0.0         # 0: no limit. Audio hours sent to Gladia per local day
+    monthly_audio_hours: float = 0.0       # 0: no limit. Per calendar month (local time)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = ""                       # "HOST:PORT": Prometheus text format at GET /metrics; empty: off
+
+    def address(self) -> tuple[str, int]:
+        """Return `listen` as (host, port); raise ValueError when it is not host:port or [IPv6]:port."""
+        return _split_listen(self.listen)
+
+
+@dataclass(frozen=True)
 class Config:
     gladia: GladiaConfig = field(default_factory=GladiaConfig)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
@@ -202,6 +217,8 @@ class Config:
     callback: CallbackConfig = field(default_factory=CallbackConfig)
     skip: SkipConfig = field(default_factory=SkipConfig)
     integrations: IntegrationsConfig = field(default_factory=IntegrationsConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: Path | None = None             # the file it came from, if any
 
 
@@ -379,7 +396,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     warnings: list[str] = []
     base = path.parent if path is not None else None
     sections = {"gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media",
-                "callback", "skip", "integrations"}
+                "callback", "skip", "integrations", "budget", "metrics"}
     for name in sorted(set(table) - sections):
         problems.append(f"{name}: unknown section (expected one of: {', '.join(sorted(sections))})")
 
@@ -417,6 +434,11 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
     callback = _parse_callback(section("callback"))
     skip = parse_skip(table.get("skip", {}), problems)
     integrations = _parse_integrations(section("integrations"), warnings)
+    budget_section = section("budget")
+    budget = BudgetConfig(daily_audio_hours=budget_section.number("daily_audio_hours", 0.0, maximum=1e6),
+                          monthly_audio_hours=budget_section.number("monthly_audio_hours", 0.0, maximum=1e6))
+    budget_section.finish()
+    metrics = _parse_metrics(section("metrics"))
     for name, folder in (("output.done_directory", output.done_directory), ("output.directory", output.directory),
                          ("ledger.path", ledger.path), ("media.temp_directory", media.temp_directory)):
         if folder is not None and any(folder.is_relative_to(inbox_path) for inbox_path in inbox.paths):
@@ -425,7 +447,7 @@ def parse(table: Mapping[str, Any], path: Path | None, environ: Mapping[str, str
         raise ConfigError(problems, str(path) if path else "")
     config = Config(gladia=gladia, transcription=transcription, inbox=inbox, output=output, ledger=ledger,
                     workers=workers, log=log, hooks=hooks, media=media, callback=callback,
-                    skip=skip, integrations=integrations, source=path)
+                    skip=skip, integrations=integrations, budget=budget, metrics=metrics, source=path)
     return config, warnings
 
 
@@ -786,6 +808,20 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _parse_metrics(s: _Section) -> MetricsConfig:
+    listen = s.string("listen", "")
+    if listen:
+        try:
+            port_ok = _split_listen(listen)[1] > 0
+        except ValueError:
+            port_ok = False
+        if not port_ok:
+            s.problems.append(f"metrics.listen: expected host:port (IPv6 as [::1]:9464, port 1-65535) or \"\" "
+                              f"(off), got {listen!r}")
+    s.finish()
+    return MetricsConfig(listen=listen)
+
+
 def to_toml_dict(config: Config) -> dict[str, Any]:
     """Return the effective config as a TOML-ready table, the API key masked."""
     def clean(value: Any) -> Any:
@@ -801,7 +837,7 @@ def to_toml_dict(config: Config) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for name in ("gladia", "transcription", "inbox", "output", "ledger", "workers", "log", "hooks", "media",
-                 "callback", "skip", "integrations"):
+                 "callback", "skip", "integrations", "budget", "metrics"):
         section = getattr(config, name)
         values = dict(section.request) if name == "transcription" else dataclasses.asdict(section)
         if name == "integrations":

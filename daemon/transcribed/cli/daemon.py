@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the machinery is imported once there is work: `once` over a
     from transcribed.inbox.watcher import Watcher
     from transcribed.pipeline.pool import Pool
     from transcribed.receiver import CallbackHub
+    from transcribed.receiver.metrics import Metrics
 
 log = structlog.get_logger("transcribed.daemon")
 DRAIN_SECONDS = 10.0
@@ -128,6 +129,8 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.notifier = Notifier.from_env(environ)
         self.crash_at = environ.get("TRANSCRIBED_CRASH_AT") or None
+        self.budget_clock, self.fake_clock = shell.budget_clock(environ)
+        self.metrics: Metrics | None = None
         hang = environ.get("TRANSCRIBED_TEST_HANG_MAIN_LOOP_AFTER")
         self.hang_at = time.monotonic() + float(hang) if hang else None
 
@@ -247,7 +250,8 @@ class Daemon:
         return GladiaClient(gladia.base_url, gladia.api_key.reveal(), request_timeout=gladia.request_timeout_seconds,
                             upload_timeout=gladia.upload_timeout_seconds, stop=self.stop, breaker=breaker,
                             policy=RetryPolicy(max_attempts=gladia.max_attempts,
-                                               deadline=gladia.retry_deadline_seconds))
+                                               deadline=gladia.retry_deadline_seconds),
+                            observer=self.metrics.observe_api if self.metrics is not None else None)
 
     def _serve(self, ledger: Ledger, *, once: bool, known: settled.Known,
                found: tuple[list[ReadyFile], list[Path]] | None) -> int:
@@ -256,9 +260,13 @@ class Daemon:
             secret = secrets.token_hex(32)
             ledger.set_meta("callback_secret", secret)
         with contextlib.ExitStack() as stack:
+            if self.config.metrics.listen:
+                from transcribed.receiver.metrics import Metrics
+
+                self.metrics = Metrics()    # the client and the workers count into it from the start
             hub = self._callbacks(stack, ledger, bytes.fromhex(secret))
             return self._serve_with(ledger, once=once, hub=hub, secret=bytes.fromhex(secret), known=known,
-                                    found=found)
+                                    found=found, stack=stack)
 
     def _callbacks(self, stack: contextlib.ExitStack, ledger: Ledger, secret: bytes) -> CallbackHub | None:
         """Start the callback receiver when [callback] is enabled; return its hub (None: polling only).
@@ -285,20 +293,40 @@ class Daemon:
         return hub
 
     def _serve_with(self, ledger: Ledger, *, once: bool, hub: CallbackHub | None, secret: bytes,
-                    known: settled.Known, found: tuple[list[ReadyFile], list[Path]] | None) -> int:
+                    known: settled.Known, found: tuple[list[ReadyFile], list[Path]] | None,
+                    stack: contextlib.ExitStack) -> int:
         from transcribed.gladia.retry import CircuitBreaker
         from transcribed.pipeline import job
+        from transcribed.pipeline.budget import HOLD_KIND, Budget
         from transcribed.pipeline.pool import Pool
         from transcribed.pipeline.prepare import MediaTools
 
+        spent, released = ledger.reconcile_spending()
+        if spent or released:
+            log.info("budget_reconciled", spent=spent, released=released)
+        budget = Budget(self.config.budget, self.budget_clock)
         breaker = CircuitBreaker(probe_interval=self.config.gladia.outage_probe_seconds)
         ctx = job.Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
                           clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
                               self.environ), hub=hub, callback_secret=secret, started_at=time.time(),
-                          media=MediaTools.find(self.config.media))
+                          media=MediaTools.find(self.config.media), budget=budget, metrics=self.metrics)
         ledger.set_meta("daemon_pid", str(os.getpid()))
         ledger.set_meta("daemon_started", str(time.time()))
+        if ledger.lift_holds(HOLD_KIND):     # measured again against the budget in force now
+            log.info("budget_holds_lifted", why="start")
         pool = Pool(ctx)
+        if self.fake_clock:
+            pool.budget_tick = 0.5     # the test hook's clock can jump: look at it often
+        if self.metrics is not None:
+            from transcribed.cli.gauges import serve_metrics
+
+            try:
+                serve_metrics(stack, self.config.metrics, self.metrics, ledger, pool, budget)
+            except OSError as exc:
+                ctx.client.close()
+                print(f"transcribed: cannot serve metrics on {self.config.metrics.listen} (metrics.listen): "
+                      f"{exc.strerror or exc}", file=sys.stderr)
+                return config.EX_CONFIG
         pool.start()
         integrations = None
         if not once and self.config.integrations.enabled:
@@ -384,7 +412,8 @@ class Daemon:
         snapshot = pool.snapshot()
         failed = sum(1 for key in keys if pool.outcome_of(key) in (job.Outcome.FAILED, job.Outcome.RETRY_LATER,
                                                                    job.Outcome.PAUSED))
-        log.info("once_finished", files=len(keys), done=snapshot.done_this_run, failed=failed)
+        log.info("once_finished", files=len(keys), done=snapshot.done_this_run, failed=failed,
+                 waiting_for_budget=snapshot.waiting)
         return shell.EX_FAILED if failed else shell.EX_OK
 
     def _reload(self, pool: Pool, watcher: Watcher) -> None:
@@ -409,6 +438,9 @@ class Daemon:
         pool.ctx.config = replace(fresh, inbox=self.config.inbox, ledger=self.config.ledger,
                                   integrations=self.config.integrations)
         self.config = pool.ctx.config
+        if pool.ctx.budget is not None and pool.ctx.budget.limits != fresh.budget:
+            pool.ctx.budget.limits = fresh.budget
+            pool.lift_budget_holds("the budget changed")
         log.info("config_reloaded", source=str(fresh.source) if fresh.source else None)
         pool.resume()
         self.notifier.ready_after_reload()
@@ -435,6 +467,8 @@ def _status_line(pool: Pool) -> str:
     parts = [f"{snap.in_flight} in flight", f"{snap.queued} queued", f"{snap.done_today} done today"]
     if snap.failed_this_run:
         parts.append(f"{snap.failed_this_run} failed")
+    if snap.waiting:
+        parts.append(f"{snap.waiting} waiting for the audio budget")
     if snap.paused:
         parts.append(f"PAUSED: {snap.paused}")
     elif snap.api_down:

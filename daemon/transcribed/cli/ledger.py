@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import datetime
@@ -18,7 +19,8 @@ from transcribed import logs
 from transcribed.cli import shell
 from transcribed.config import Config
 from transcribed.inbox.filters import NameFilter
-from transcribed.ledger import Entry, Ledger, LedgerError
+from transcribed.ledger import Entry, Ledger, LedgerError, Usage
+from transcribed.pipeline import budget as budgets
 
 IN_FLIGHT = ("uploading", "uploaded", "submitted")
 
@@ -92,10 +94,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"running": pid is not None, "pid": pid if pid and pid > 0 else None,
                               "ledger": str(loaded.ledger.path), "inboxes": [str(p) for p in loaded.inbox.paths],
                               "counts": {}, "in_flight": [], "failures": [], "retrying": [], "skipped": [],
-                              "last_api_error": None, "paused": None}
+                              "last_api_error": None, "paused": None, "waiting": []}
+    budget = budgets.Budget(loaded.budget, shell.budget_clock(os.environ)[0])
+    report["budget"] = budget.report(lambda day, month: Usage(0.0, 0.0, 0.0, 0.0, 0))
     if ledger is not None:
         with ledger:
-            report["counts"] = ledger.counts()
+            counts = ledger.counts()
+            for state, held in ledger.held_states(budgets.HOLD_KIND).items():
+                counts[state] -= held
+                counts["waiting"] = counts.get("waiting", 0) + held
+            report["counts"] = counts
+            report["budget"] = budget.report(ledger.usage)
+            for key, reason in ledger.held(budgets.HOLD_KIND).items():
+                held_entry = ledger.get(key)
+                if held_entry is not None:
+                    report["waiting"].append({**_entry_json(held_entry), "reason": reason})
             report["in_flight"] = [_entry_json(e) for e in ledger.in_flight()]
             for entry in ledger.failures(limit=50):
                 (report["failures"] if entry.next_retry_at is None else report["retrying"]).append(_entry_json(entry))
@@ -121,7 +134,7 @@ def _print_status(report: dict[str, Any]) -> None:
     if not counts:
         print("  nothing recorded yet")
     else:
-        order = ("done", "discovered", "uploading", "uploaded", "submitted", "failed", "skipped")
+        order = ("done", "waiting", "discovered", "uploading", "uploaded", "submitted", "failed", "skipped")
         print("  " + " · ".join(f"{name} {counts[name]}" for name in order if counts.get(name)))
     if report["paused"]:
         print(f"  PAUSED: {report['paused']}")
@@ -130,7 +143,10 @@ def _print_status(report: dict[str, Any]) -> None:
         print(f"  integrations: {served['from_ledger'] + served['new_jobs']} requests answered "
               f"({served['from_ledger']} from the ledger, {served['new_jobs']} by a new job), "
               f"{served['webhook_files']} files named by webhooks")
-    sections = (("in flight", "in_flight"), ("retrying", "retrying"), ("failed", "failures"),
+    for line in budgets.describe(report["budget"]):
+        print(f"  {line}")
+    sections = (("waiting for the audio budget", "waiting"), ("in flight", "in_flight"), ("retrying", "retrying"),
+                ("failed", "failures"),
                 ("skipped (`transcribed retry PATH` sends one anyway)", "skipped"))
     for title, name in sections:
         items = report[name]
@@ -257,7 +273,12 @@ def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:
         lines.append(f"  the same content was also seen at: {', '.join(entry.paths[1:4])}")
     if entry.job_id:
         lines.append(f"  Gladia job {entry.job_id} (jobs created for it: {entry.job_attempts})")
-    if entry.state == "done":
+    held = ledger.hold_of(entry.key)
+    if held is not None:
+        lines.append(f"  {held}")
+        lines.append("  next: it goes when the next budget period starts (local midnight, or the 1st of the month "
+                     "for the monthly budget), or at once after a reload that raises the budget")
+    elif entry.state == "done":
         lines.append("  transcribed; outputs:")
         lines += [f"    {p}" for p in sorted(entry.outputs)]
         lines.append("  next: nothing (a changed file is new content; `transcribed render` re-writes outputs)")

@@ -70,3 +70,41 @@ def setup_logging(loaded: Config, *, stream: object = None) -> logs.Redactor:
     redactor = logs.Redactor([secret.reveal() for secret in (loaded.gladia.api_key, token) if secret is not None])
     out = stream if stream is not None else sys.stdout
     return logs.configure(loaded.log.format, loaded.log.level, stream=out, redactor=redactor)  # type: ignore[arg-type]
+
+
+FAKE_NOW_VARIABLE = "TRANSCRIBED_FAKE_NOW_FILE"
+
+
+class FileClock:
+    """Test hook (TRANSCRIBED_FAKE_NOW_FILE): the budget's clock read from a file holding epoch seconds.
+
+    The time runs on from the moment the file was last written: now = its value + (real now - its mtime), so
+    a test moves the clock by rewriting the file, and time still passes in between. An unreadable or
+    malformed file keeps the last good reading. Only the budget's periods use it.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._offset = 0.0
+
+    def __call__(self) -> float:
+        import time
+
+        try:
+            with open(self._path, encoding="ascii") as handle:
+                written = os.fstat(handle.fileno()).st_mtime
+                value = float(handle.read().strip())
+            self._offset = value - written
+        except (OSError, ValueError):
+            pass
+        return time.time() + self._offset
+
+
+def budget_clock(environ: Mapping[str, str]) -> tuple[Callable[[], float], bool]:
+    """The clock the budget's periods follow, and whether it is the test hook's (see FileClock)."""
+    import time
+
+    path = environ.get(FAKE_NOW_VARIABLE)
+    if path:
+        return FileClock(path), True
+    return time.time, False

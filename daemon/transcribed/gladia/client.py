@@ -132,7 +132,10 @@ class GladiaClient:
                  upload_timeout: float = 300.0, policy: RetryPolicy | None = None,
                  stop: threading.Event | None = None, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 transport: httpx.BaseTransport | None = None, breaker: CircuitBreaker | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, breaker: CircuitBreaker | None = None,
+                 observer: Callable[[str, str, int | None], None] | None = None) -> None:
+        """`observer(method, path, status)`, when given, is told of every answer (status None: none came)."""
+        self._observer = observer
         self.breaker = breaker or CircuitBreaker(clock=clock)
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
@@ -397,6 +400,7 @@ class GladiaClient:
                                       path=route)
         for _ in range(MAX_REDIRECTS + 1):
             headers = {"x-gladia-key": self._key} if _origin(target) == self._origin else {}
+            response = None
             try:
                 response = self._http.request(method, target, headers=headers, **kwargs)
             except Stopped:
@@ -411,6 +415,9 @@ class GladiaClient:
                 sent = not isinstance(exc, httpx.ConnectError)
                 raise TransientApiError(f"connection failed ({exc.__class__.__name__})", method=method,
                                         path=route, body_sent=sent) from None
+            finally:
+                if self._observer is not None:
+                    self._observer(method, route, None if response is None else response.status_code)
             self._record(ok=response.status_code < 500)
             if response.is_redirect and method in ("GET", "DELETE"):
                 location = response.headers.get("location", "")

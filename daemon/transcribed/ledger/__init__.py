@@ -12,9 +12,10 @@ Exposes: Ledger, Entry, State, Recovery and the ledger's exceptions.
 from transcribed.ledger.connection import Recovery
 from transcribed.ledger.errors import LedgerDamagedError, LedgerError, LedgerTransitionError, LedgerVersionError
 from transcribed.ledger.rows import Entry, State
+from transcribed.ledger.spending import BudgetRefused, Spend, Usage
 from transcribed.ledger.store import Ledger
 
 __all__ = [
-    "Entry", "Ledger", "LedgerDamagedError", "LedgerError", "LedgerTransitionError", "LedgerVersionError",
-    "Recovery", "State",
+    "BudgetRefused", "Entry", "Ledger", "LedgerDamagedError", "LedgerError", "LedgerTransitionError",
+    "LedgerVersionError", "Recovery", "Spend", "State", "Usage",
 ]

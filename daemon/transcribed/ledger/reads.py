@@ -25,6 +25,7 @@ SEND_ANYWAY_META = "send_anyway:"   # + a content key: `retry` of a skipped cont
 SETTLED_META = "settled"   # meta name of the saved settled set (a blob; see pipeline/settled.py)
 _ACTIVE = ", ".join(f"'{state}'" for state in schema.ACTIVE_STATES)
 _IN_FLIGHT = ", ".join(f"'{state}'" for state in schema.IN_FLIGHT_STATES)
+_NOT_HELD = "id NOT IN (SELECT content FROM holds)"
 
 
 _BY_PATH = ("SELECT contents.key FROM paths JOIN contents ON contents.id = paths.content WHERE paths.path = ? "
@@ -166,11 +167,11 @@ class LedgerReads:
 
     def pending(self, now: float | None = None) -> list[Entry]:
         """Unfinished work that is due, oldest first: discovered, uploading, uploaded, submitted, and failed
-        entries whose retry time has come (`now` defaults to the clock)."""
+        entries whose retry time has come (`now` defaults to the clock); held ones are not due."""
         moment = self._now() if now is None else now
         with self._reading() as conn:
-            return load(conn, f"WHERE state IN ({_ACTIVE}) OR (state = 'failed' AND next_retry_at <= ?) "
-                              "ORDER BY created_at, id", (moment,))
+            return load(conn, f"WHERE (state IN ({_ACTIVE}) OR (state = 'failed' AND next_retry_at <= ?)) "
+                              f"AND {_NOT_HELD} ORDER BY created_at, id", (moment,))
 
     def next_due(self) -> float | None:
         """Return the earliest retry time among failed entries that will be retried, or None."""
@@ -185,9 +186,9 @@ class LedgerReads:
         return {state: int(found.get(state, 0)) for state in schema.STATES}
 
     def in_flight(self) -> list[Entry]:
-        """Entries uploading, uploaded or submitted, least recently updated first."""
+        """Entries uploading, uploaded or submitted and not held, least recently updated first."""
         with self._reading() as conn:
-            return load(conn, f"WHERE state IN ({_IN_FLIGHT}) ORDER BY updated_at, id")
+            return load(conn, f"WHERE state IN ({_IN_FLIGHT}) AND {_NOT_HELD} ORDER BY updated_at, id")
 
     def finished_paths(self) -> tuple[dict[str, tuple[tuple[int, int, int, int], str, str]], dict[str, list[str]]]:
         """The restart fast path's snapshot, in two queries: every recorded path of a done or skipped content

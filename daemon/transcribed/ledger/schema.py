@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x54524E53  # "TRNS": tells our file apart from any other SQLite database
 
 STATES = ("discovered", "uploading", "uploaded", "submitted", "done", "failed", "skipped")
@@ -17,6 +17,37 @@ IN_FLIGHT_STATES = ("uploading", "uploaded", "submitted")
 ACTIVE_STATES = ("discovered", *IN_FLIGHT_STATES)
 
 _STATE_LIST = ", ".join(f"'{state}'" for state in STATES)
+
+SPENDING = """
+-- Audio sent to Gladia, one row per create request (attempt id), written in the same transaction as the
+-- intent: 'reserved' while the job's creation is under way (it counts against the budget at once, so
+-- workers side by side cannot overshoot together), 'spent' once Gladia created the job, 'released' when it
+-- certainly was not. `day`/`month` are the local periods the row counts in. Kept after `forget`: it is the
+-- history of what was paid for.
+CREATE TABLE spending (
+    id INTEGER PRIMARY KEY,
+    attempt_id TEXT NOT NULL UNIQUE,
+    content INTEGER REFERENCES contents (id) ON DELETE SET NULL,
+    seconds REAL NOT NULL CHECK (seconds >= 0),
+    estimated INTEGER NOT NULL DEFAULT 0 CHECK (estimated IN (0, 1)),
+    state TEXT NOT NULL CHECK (state IN ('reserved', 'spent', 'released')),
+    day TEXT NOT NULL,
+    month TEXT NOT NULL,
+    reserved_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+-- No index by period: a reservation sums one scan of these rows (a row per job: milliseconds for a
+-- library's lifetime), and every extra b-tree would sit in front of the older tables' pages.
+
+-- Contents held back on purpose (kind 'budget': waiting for the next period), with the reason shown by
+-- `status` and `explain`. A held content is not pending, and any transition of it lifts the hold.
+CREATE TABLE holds (
+    content INTEGER PRIMARY KEY REFERENCES contents (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    held_at REAL NOT NULL
+);
+"""
 
 SCHEMA = f"""
 CREATE TABLE contents (
@@ -97,7 +128,7 @@ CREATE TABLE meta (
     name TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
 );
-"""
+{SPENDING}"""
 
 # Every table's columns, parents before children (the order salvage copies them in).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -111,9 +142,24 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "outputs": ("path", "key", "sha256", "written_at"),
     "conflicts": ("content", "output_path", "reason", "noted_at"),
     "meta": ("name", "value"),
+    "spending": ("id", "attempt_id", "content", "seconds", "estimated", "state", "day", "month", "reserved_at",
+                 "updated_at"),
+    "holds": ("content", "kind", "reason", "held_at"),
 }
 # Migrations: MIGRATIONS[n] brings a version n-1 database to version n. Version 1 is SCHEMA itself.
-MIGRATIONS: dict[int, str] = {}
+# Version 2 adds spending and holds; jobs created before it count as spent (their duration when known, in
+# the local day of their create request).
+MIGRATIONS: dict[int, str] = {
+    2: SPENDING + """
+INSERT OR IGNORE INTO spending
+    (attempt_id, content, seconds, estimated, state, day, month, reserved_at, updated_at)
+SELECT intents.attempt_id, intents.content, COALESCE(contents.duration, 0), contents.duration IS NULL, 'spent',
+       date(intents.created_at, 'unixepoch', 'localtime'),
+       strftime('%Y-%m', intents.created_at, 'unixepoch', 'localtime'),
+       intents.created_at, intents.created_at
+FROM intents JOIN contents ON contents.id = intents.content WHERE intents.job_id IS NOT NULL;
+""",
+}
 
 
 class SchemaError(Exception):

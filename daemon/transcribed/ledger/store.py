@@ -31,8 +31,9 @@ from transcribed.ledger.errors import (
     LedgerVersionError,
     translate,
 )
-from transcribed.ledger.reads import SEND_ANYWAY_META, SETTLED_META, LedgerReads
+from transcribed.ledger.reads import SEND_ANYWAY_META, SETTLED_META
 from transcribed.ledger.rows import Entry, State, encode_path, load_one, safe_text
+from transcribed.ledger.spending import LedgerSpending, Spend, release_open_in, reserve_in, spend_in
 
 __all__ = [
     "Entry", "Ledger", "LedgerDamagedError", "LedgerError", "LedgerTransitionError", "LedgerVersionError",
@@ -50,7 +51,7 @@ class _Row(NamedTuple):
     attempt_id: str | None
 
 
-class Ledger(LedgerReads):
+class Ledger(LedgerSpending):
     """The durable record of every content (see the module docstring). Thread-safe."""
 
     @classmethod
@@ -98,6 +99,8 @@ class Ledger(LedgerReads):
 
     def _update(self, conn: sqlite3.Connection, key: str, assignments: str, *values: object) -> None:
         # `assignments` is always a constant written in this class; values are bound parameters.
+        # Any transition lifts a hold: the content is moving again.
+        conn.execute("DELETE FROM holds WHERE content = (SELECT id FROM contents WHERE key = ?)", (key,))
         conn.execute(f"UPDATE contents SET {assignments}, updated_at = ? WHERE key = ?",  # noqa: S608
                      (*values, self._now(), key))
 
@@ -162,13 +165,15 @@ class Ledger(LedgerReads):
             raise LedgerTransitionError(f"cannot upload {key}: job {row.job_id} / attempt {row.attempt_id} is "
                                         "recorded (resolve it, then clear_job)")
 
-    def mark_intent(self, key: str, attempt_id: str) -> None:
+    def mark_intent(self, key: str, attempt_id: str, spend: Spend | None = None) -> None:
         """Durably record that a create request (POST /v2/pre-recorded) carrying `attempt_id` in
         custom_metadata is about to be sent; job_attempts += 1. The entry must be uploaded (or failed) with
         an audio URL; it stays "uploaded" with `attempt_id` set until `mark_submitted`.
 
         Re-recording the same attempt id (re-POST after a lookup found nothing) is allowed. Refused when a
         job id is recorded, or a different attempt id is unresolved: look it up, then `clear_job`.
+        With `spend`, its audio seconds are reserved in the same transaction; raise BudgetRefused (nothing
+        written) when they do not fit a period's limit.
         """
         now = self._now()
         with self._writing() as conn:
@@ -179,6 +184,8 @@ class Ledger(LedgerReads):
             if row.job_id is not None or row.attempt_id not in (None, attempt_id):
                 raise LedgerTransitionError(f"cannot create a job for {key}: job {row.job_id} / attempt "
                                             f"{row.attempt_id} is recorded (resolve it, then clear_job)")
+            if spend is not None:
+                reserve_in(conn, row.id, attempt_id, spend, now)
             conn.execute("INSERT OR IGNORE INTO intents (attempt_id, content, created_at) VALUES (?, ?, ?)",
                          (attempt_id, row.id, now))
             self._update(conn, key, "state = 'uploaded', attempt_id = ?, job_attempts = job_attempts + 1, "
@@ -195,6 +202,7 @@ class Ledger(LedgerReads):
                 raise LedgerTransitionError(f"cannot record job {job_id} for {key}: state {row.state!r}, "
                                             f"attempt {row.attempt_id}, job {row.job_id}")
             conn.execute("UPDATE intents SET job_id = ? WHERE attempt_id = ?", (job_id, row.attempt_id))
+            spend_in(conn, row.attempt_id, self._now())
             self._update(conn, key, "state = 'submitted', job_id = ?, result_url = ?, next_retry_at = NULL, "
                                     "reason = NULL", job_id, result_url)
 
@@ -274,6 +282,7 @@ class Ledger(LedgerReads):
             if row.state == "done":
                 raise LedgerTransitionError(f"cannot clear the job of {key}: it is done")
             target = "uploaded" if keep_upload and row.audio_url is not None else "discovered"
+            release_open_in(conn, row.id, now)
             conn.execute("UPDATE intents SET closed_at = ? WHERE content = ? AND closed_at IS NULL",
                          (now, row.id))
             self._update(conn, key, "state = ?, job_id = NULL, result_url = NULL, attempt_id = NULL, "
@@ -290,6 +299,7 @@ class Ledger(LedgerReads):
             row = self._row(conn, key)
             if row.state == "done":
                 raise LedgerTransitionError(f"cannot fail {key}: it is done")
+            release_open_in(conn, row.id, now)
             conn.execute("UPDATE intents SET closed_at = ? WHERE content = ? AND closed_at IS NULL",
                          (now, row.id))
             self._update(conn, key, "state = 'failed', job_id = NULL, result_url = NULL, attempt_id = NULL, "

@@ -41,13 +41,16 @@ from transcribed.gladia.client import CreatedJob, GladiaClient, Stopped
 from transcribed.gladia.result import JobView, parse_job
 from transcribed.gladia.retry import poll_deadline
 from transcribed.ledger import Entry, Ledger
+from transcribed.media.probe import wav_probe
 from transcribed.outputs.hooks import hook_placeholders, run_hook
 from transcribed.outputs.publish import publish
 from transcribed.pipeline import skip
+from transcribed.pipeline.budget import HOLD_KIND, Budget, BudgetWait, reported_duration, reserve
 from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.prepare import PART_MARK, MediaTools, is_part, part_key
 from transcribed.pipeline.settled import inbox_root
 from transcribed.receiver import CallbackHub
+from transcribed.receiver.metrics import Metrics
 
 log = structlog.get_logger("transcribed.job")
 
@@ -65,6 +68,7 @@ class Outcome(enum.Enum):
     SKIPPED = "skipped"
     STOPPED = "stopped"          # shutdown: resumable from the ledger
     PAUSED = "paused"            # the API key was refused: nothing more until it is fixed
+    WAITING = "waiting"          # over the audio budget: held until the next period starts
 
 
 @dataclass
@@ -84,6 +88,8 @@ class Context:
     lister: JobLister | None = None              # else: one shared job-list poll wakes finished jobs
     callback_secret: bytes = b""                 # derives each job's callback token from its attempt id
     started_at: float = 0.0                      # when this run began (wall clock)
+    budget: Budget | None = None                 # the audio budget (None: nothing counted, e.g. unit tests)
+    metrics: Metrics | None = None               # counters for /metrics
 
     def callback_token(self, attempt_id: str) -> str:
         return callback_token(self.callback_secret, attempt_id)
@@ -108,6 +114,10 @@ def run(ctx: Context, key: str) -> Outcome:
     structlog.contextvars.bind_contextvars(key=key[:19], file=entry.paths[0] if entry.paths else None)
     try:
         return _advance(ctx, entry)
+    except BudgetWait as exc:
+        ctx.ledger.hold(key, HOLD_KIND, str(exc))
+        log.info("budget_wait", reason=str(exc))
+        return Outcome.WAITING
     except (Stopped, media.Stopped):
         current = ctx.ledger.get(key)
         log.info("job_interrupted", state=current.state if current else None)
@@ -192,7 +202,8 @@ def _advance(ctx: Context, entry: Entry, task: PartTask | None = None) -> Outcom
 def _upload(ctx: Context, entry: Entry, source: Path) -> Outcome | None:
     """Upload the source, its extracted audio, or (split) carry every part to done and stitch them: then
     return the outcome. Raise MediaError for a file that cannot be sent (0 bytes uploaded)."""
-    if source.stat().st_size == 0:
+    size = source.stat().st_size
+    if size == 0:
         raise MediaError("the file is empty")
     # Subtitles already there: the folder's listing first (no probe), then the probe's embedded streams.
     wanted = ctx.config.skip.subtitle_languages
@@ -200,14 +211,19 @@ def _upload(ctx: Context, entry: Entry, source: Path) -> Outcome | None:
         wanted = ()
     if wanted and (reason := skip.has_subtitles(ctx.ledger, source, wanted)):
         return _skip(ctx, entry.key, reason)
-    ctx.ledger.mark_uploading(entry.key)
     if ctx.media is None:
+        header = wav_probe(source, size)
+        _fits(ctx, header.duration if header else None)
+        ctx.ledger.mark_uploading(entry.key)
         _send(ctx, entry.key, source, source.name)
         return None
     plan, found = ctx.media.decide(source)
     if wanted and found and (reason := skip.subtitle_reason(source.name, (), found.subtitle_languages, wanted)):
         return _skip(ctx, entry.key, reason)
     log.info("media_planned", action=plan.action, reason=plan.reason)
+    if plan.action != "split":
+        _fits(ctx, found.duration if found else None)   # parts reserve their own
+    ctx.ledger.mark_uploading(entry.key)
     if plan.action == "as_is":
         _send(ctx, entry.key, source, source.name)
     elif plan.action == "extract":
@@ -227,9 +243,19 @@ def _skip(ctx: Context, key: str, reason: str) -> Outcome:
     return Outcome.SKIPPED
 
 
+def _fits(ctx: Context, seconds: float | None) -> None:
+    """Before an upload: raise BudgetWait when audio of this duration (None: unknown until Gladia's upload
+    answer says) cannot fit the budget now, so nothing is uploaded for a file that must wait."""
+    if ctx.budget is not None and seconds is not None:
+        ctx.budget.check(ctx.ledger.usage, seconds)
+
+
 def _send(ctx: Context, key: str, path: Path, name: str) -> None:
     started = ctx.clock()
     upload = ctx.client.upload(path, filename=name)
+    if ctx.metrics is not None:
+        ctx.metrics.add("transcribed_uploads_total")
+        ctx.metrics.add("transcribed_upload_bytes_total", path.stat().st_size)
     ctx.crash("after_upload")
     ctx.ledger.mark_uploaded(key, upload.audio_url, upload.duration)
     log.info("upload_done", bytes=path.stat().st_size, elapsed=round(ctx.clock() - started, 3),
@@ -238,6 +264,7 @@ def _send(ctx: Context, key: str, path: Path, name: str) -> None:
 
 def _upload_part(ctx: Context, key: str, task: PartTask) -> None:
     assert ctx.media is not None and ctx.media.ffmpeg is not None
+    _fits(ctx, task.part.end - task.part.start)
     ctx.ledger.mark_uploading(key)
     with media.Workspace(ctx.media.config, key[7:19]) as workspace:
         path = media.extract(task.source, task.plan, ctx.media.config, ctx.media.ffmpeg, workspace.path(),
@@ -284,12 +311,18 @@ def _create(ctx: Context, entry: Entry) -> None:
         request["callback_config"] = {"url": ctx.hub.callback_url(token),
                                       "method": ctx.config.callback.method}
     if not look_first:
-        ctx.ledger.mark_intent(entry.key, attempt_id)
+        reserve(ctx.budget, ctx.ledger, entry, attempt_id, intent=True)   # one transaction with the intent
         ctx.crash("after_intent")
         since = datetime.fromtimestamp(ctx.clock(), UTC)
     else:
+        reserve(ctx.budget, ctx.ledger, entry, attempt_id, intent=False)  # resumed: reserved already, or again
         since = datetime.fromtimestamp(entry.updated_at, UTC)
-    job = ctx.client.create_once(request, attempt_id, look_first=look_first, since=since)
+    try:
+        job = ctx.client.create_once(request, attempt_id, look_first=look_first, since=since)
+    except PermanentApiError as exc:
+        if not isinstance(exc, AuthenticationError):
+            ctx.ledger.release(attempt_id)    # Gladia refused the request: no job, nothing spent
+        raise
     ctx.crash("after_create")
     ctx.ledger.mark_submitted(entry.key, job.id, job.result_url)
     log.info("job_created", job_id=job.id, attempt_id=attempt_id)
@@ -354,6 +387,9 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
         if ctx.lister is not None:
             ctx.lister.forget(entry.job_id)
     ctx.ledger.store_result(entry.key, view.raw)
+    reported = reported_duration(view.raw)
+    if reported is not None and ctx.budget is not None:
+        ctx.ledger.correct_spending(entry.key, reported)   # what Gladia counted replaces the estimate
     ctx.crash("after_result")
     log.info("job_done", job_id=entry.job_id)
     if not publish:          # a part: its result waits for the others, then is stitched
@@ -463,6 +499,8 @@ def retry_later(ctx: Context, key: str, reason: str, delay: float | None = None,
     if delay is None:
         delay = ctx.rng.uniform(0.5, 1.0) * min(RETRY_CAP_SECONDS, 30.0 * 2 ** min(attempts, 16))
     ctx.ledger.mark_failed(key, reason, retry_at=ctx.clock() + delay)
+    if ctx.metrics is not None:
+        ctx.metrics.add("transcribed_retries_total")
     log.warning("file_retry_scheduled", reason=reason, retry_in=round(delay, 1), attempts=attempts + 1)
     return Outcome.RETRY_LATER
 

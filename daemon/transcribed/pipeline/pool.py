@@ -23,6 +23,7 @@ from transcribed.fingerprint import fingerprint
 from transcribed.inbox import ReadyFile
 from transcribed.ledger import Entry
 from transcribed.pipeline import job
+from transcribed.pipeline.budget import HOLD_KIND
 from transcribed.pipeline.job import Context, Outcome
 from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.settled import has_outputs_for
@@ -42,6 +43,7 @@ class Snapshot:
     paused: str | None
     api_down: bool
     last_error: str | None
+    waiting: int = 0        # files held for the audio budget
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Pool:
         self._threads: list[threading.Thread] = []
         self._last_error: str | None = None
         self._done_today = (self._today(), int(ctx.ledger.get_meta(f"done:{self._today()}") or 0))
+        self._waiting = set(ctx.ledger.held(HOLD_KIND))
+        self.budget_tick = 300.0     # the budget loop looks at the clock at least this often (seconds)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -82,6 +86,8 @@ class Pool:
         """Start the identifier, the scheduler and the workers."""
         self._spawn("identify", self._identify_loop)
         self._spawn("schedule", self._schedule_loop)
+        if self.ctx.budget is not None:
+            self._spawn("budget", self._budget_loop)
         if self.ctx.hub is None:
             lister = JobLister(lambda: self.ctx.client, self.ctx.stop)
             self.ctx.lister = lister
@@ -144,7 +150,7 @@ class Pool:
         with self._lock:
             return Snapshot(len(self._running), len(self._queued) + len(self._intake), self._stats.done,
                             self._done_today[1], self._stats.failed, self._paused,
-                            self.ctx.client.breaker.is_open, self._last_error)
+                            self.ctx.client.breaker.is_open, self._last_error, len(self._waiting))
 
     def outcome_of(self, key: str) -> Outcome | None:
         with self._lock:
@@ -242,6 +248,32 @@ class Pool:
                 self.enqueue_pending()
         log.info("loop_ended", loop="schedule", reason="stopping")
 
+    def lift_budget_holds(self, why: str) -> int:
+        """Let every file waiting for the budget go again (a new period, a larger budget); return how many."""
+        lifted = self.ctx.ledger.lift_holds(HOLD_KIND)
+        with self._lock:
+            self._waiting.clear()
+        if lifted:
+            log.info("budget_holds_lifted", files=lifted, why=why)
+            self.enqueue_pending()
+        return lifted
+
+    def _budget_loop(self) -> None:
+        """Sleep until the next period starts (a timer to the boundary, at most `budget_tick`), then let the
+        files waiting for the budget go. The period is compared by its label, so a clock that jumps (DST,
+        suspend, a test's clock) is handled the same way."""
+        stop = self.ctx.stop
+        budget = self.ctx.budget
+        assert budget is not None
+        labels = budget.labels()
+        while not stop.wait(min(self.budget_tick, budget.seconds_to_boundary() + 0.05)):
+            now = budget.labels()
+            if now != labels:
+                labels = now
+                log.info("budget_period_started", day=now[0], month=now[1])
+                self.lift_budget_holds("a new budget period started")
+        log.info("loop_ended", loop="budget", reason="stopping")
+
     def _work_loop(self) -> None:
         stop = self.ctx.stop
         while not stop.is_set():
@@ -271,6 +303,10 @@ class Pool:
                     self._count_done_today()
                 elif outcome is Outcome.FAILED:
                     self._stats.failed += 1
+                if outcome is Outcome.WAITING:
+                    self._waiting.add(key)
+                else:
+                    self._waiting.discard(key)
                 if outcome in (Outcome.FAILED, Outcome.RETRY_LATER):
                     entry = self.ctx.ledger.get(key)
                     self._last_error = entry.reason if entry else None
