@@ -287,6 +287,7 @@ class Daemon:
     def _serve_with(self, ledger: Ledger, *, once: bool, hub: CallbackHub | None, secret: bytes,
                     known: settled.Known, found: tuple[list[ReadyFile], list[Path]] | None) -> int:
         from transcribed.gladia.retry import CircuitBreaker
+        from transcribed.inbox.folders import FolderSettings
         from transcribed.pipeline import job
         from transcribed.pipeline.pool import Pool
         from transcribed.pipeline.prepare import MediaTools
@@ -295,7 +296,7 @@ class Daemon:
         ctx = job.Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
                           clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
                               self.environ), hub=hub, callback_secret=secret, started_at=time.time(),
-                          media=MediaTools.find(self.config.media))
+                          media=MediaTools.find(self.config.media), folders=FolderSettings(self.config))
         ledger.set_meta("daemon_pid", str(os.getpid()))
         ledger.set_meta("daemon_started", str(time.time()))
         pool = Pool(ctx)
@@ -367,7 +368,8 @@ class Daemon:
             return shell.EX_TEMPFAIL
         snapshot = pool.snapshot()
         failed = sum(1 for key in keys if pool.outcome_of(key) in (job.Outcome.FAILED, job.Outcome.RETRY_LATER,
-                                                                   job.Outcome.PAUSED))
+                                                                   job.Outcome.PAUSED, job.Outcome.WAITING))
+        failed += len(pool.held)     # held back by invalid folder settings (logged: folder_settings_invalid)
         log.info("once_finished", files=len(keys), done=snapshot.done_this_run, failed=failed)
         return shell.EX_FAILED if failed else shell.EX_OK
 
@@ -390,6 +392,8 @@ class Daemon:
         pool.ctx.client = self._client(fresh, breaker=old.breaker)
         pool.ctx.config = replace(fresh, inbox=self.config.inbox, ledger=self.config.ledger)
         self.config = pool.ctx.config
+        if pool.ctx.folders is not None:
+            pool.ctx.folders.reconfigure(self.config)
         log.info("config_reloaded", source=str(fresh.source) if fresh.source else None)
         pool.resume()
         self.notifier.ready_after_reload()

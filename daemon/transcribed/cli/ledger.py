@@ -194,7 +194,25 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def explain(loaded: Config, path: Path) -> list[str]:
-    """Return the lines that say why `path` was or was not transcribed, and what happens next."""
+    """Return the lines that say why `path` was or was not transcribed, what happens next, and (for a file
+    inside an inbox) its effective per-folder settings and where each came from."""
+    from transcribed.inbox.folders import FolderSettings
+
+    lines = _explain_state(loaded, path)
+    if not any(path.is_relative_to(root) for root in loaded.inbox.paths) or path.is_dir():
+        return lines
+    effective = FolderSettings(loaded).for_path(path)
+    if effective.problems:
+        lines.append("  its folder settings are invalid: it waits (never sent with settings you did not mean) "
+                     "and goes once they are fixed:")
+        lines += [f"    {problem}" for problem in effective.problems]
+    files = ", ".join(map(str, effective.files)) or "none"
+    lines.append(f"  effective settings (main config, then the folders' .transcribed.toml: {files}):")
+    lines += [f"    {line}" for line in effective.describe()]
+    return lines
+
+
+def _explain_state(loaded: Config, path: Path) -> list[str]:
     lines = [f"{path}:"]
     ledger = None
     try:
@@ -243,6 +261,8 @@ def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:
     lines = [f"  content {entry.key[:23]}…, {entry.size} bytes; state {entry.state} since {when}"]
     if len(entry.paths) > 1:
         lines.append(f"  the same content was also seen at: {', '.join(entry.paths[1:4])}")
+    if entry.key.startswith("url:") and entry.audio_url:
+        lines.append(f"  a link file: Gladia fetches {entry.audio_url} (nothing is uploaded)")
     if entry.job_id:
         lines.append(f"  Gladia job {entry.job_id} (jobs created for it: {entry.job_attempts})")
     if entry.state == "done":
@@ -267,9 +287,11 @@ def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from transcribed.pipeline.job import publish_outputs
+    from transcribed.inbox.folders import FolderSettings
+    from transcribed.pipeline.outputs import publish_outputs
 
     loaded = shell.load_config(args)
+    folders = FolderSettings(loaded)
     ledger = _open_for_change(loaded)
     if ledger is None:
         return shell.EX_FAILED
@@ -286,7 +308,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                 status = shell.EX_FAILED
                 continue
             try:
-                written = publish_outputs(ledger, loaded, entry.key)
+                written = publish_outputs(ledger, loaded, entry.key, folders=folders)
             except LedgerError as exc:   # a damaged page of stored results (not checked at start-up)
                 print(f"{_name(entry)}: its stored Gladia result "
                       f"cannot be read ({exc})", file=sys.stderr)

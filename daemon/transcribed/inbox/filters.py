@@ -1,9 +1,9 @@
 """Which names count as media: pure functions on names, no I/O.
 
-A file counts when its extension is one Gladia accepts (API.md §8, case-insensitive) or it matches an
-`inbox.include` glob, and it is none of: hidden, a temporary or partial download, OS/NAS litter, one of
-the daemon's own outputs or temp files, or an `inbox.exclude` match. The always-ignored rules win over
-`include`, and `exclude` wins over everything that would accept a name.
+A file counts when its extension is one Gladia accepts (API.md §8, case-insensitive), it is a link file
+(.url, .webloc: inbox/links.py), or it matches an `inbox.include` glob, and it is none of: hidden, a temporary
+or partial download, OS/NAS litter, one of the daemon's own outputs or temp files, or an `inbox.exclude` match.
+The always-ignored rules win over `include`, and `exclude` wins over everything that would accept a name.
 
 Globs are matched case-insensitively against the name; a glob that contains "/" is matched against the
 path relative to the inbox root instead (e.g. "archive/*"). A directory is pruned (with everything below
@@ -23,6 +23,8 @@ IGNORE_MARKER = ".transcribed-ignore"
 AUDIO_EXTENSIONS = frozenset({"aac", "ac3", "eac3", "flac", "m4a", "mp2", "mp3", "ogg", "opus", "wav"})
 VIDEO_EXTENSIONS = frozenset({"3g2", "3gp", "avi", "flv", "m4v", "mkv", "mov", "mp4", "wmv"})
 MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+# Link files (inbox/links.py): a recording online, transcribed from its URL. Taken like media.
+LINK_EXTENSIONS = frozenset({"url", "webloc"})
 
 # Last extensions that browsers, download managers, sync tools and copy tools give a file while it is
 # still being written; the final name appears by rename when it is complete.
@@ -121,7 +123,7 @@ class NameFilter:
         if (self._exclude[0] is not None or self._exclude[1] is not None) and _matches(
                 self._exclude, folded, relative):
             return "matches inbox.exclude"
-        if extension in MEDIA_EXTENSIONS:
+        if extension in MEDIA_EXTENSIONS or extension in LINK_EXTENSIONS:
             return None
         if (self._include[0] is not None or self._include[1] is not None) and _matches(
                 self._include, folded, relative):
