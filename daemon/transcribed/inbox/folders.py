@@ -100,6 +100,11 @@ class Effective:
     def valid(self) -> bool:
         return not self.problems
 
+    def content_key(self, base: str) -> str:
+        """The ledger key of content `base` (a fingerprint or a link key) sent with these settings: the same
+        bytes asked with another request are other content (another job); with the same request, the same."""
+        return f"{base}+{self.request_tag}" if self.request_tag else base
+
     def describe(self) -> list[str]:
         """One line per effective key of each per-folder section, with where it came from."""
         main = str(self.config.source) if self.config.source else "defaults"

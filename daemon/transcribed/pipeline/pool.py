@@ -202,8 +202,7 @@ class Pool:
             key = self._key_of(ready)
             if key is None:
                 return None
-            if effective.request_tag:
-                key += "+" + effective.request_tag
+            key = effective.content_key(key)
         entry, created = ledger.record_seen(key, path, str(ready.root), ready.device, ready.inode, ready.size,
                                             ready.mtime_ns)
         if created:
