@@ -170,10 +170,13 @@ class FolderSettings:
         self.config = config
         self._lock = threading.Lock()
         self._cache: dict[Path, tuple[_Identity, FolderFile]] = {}
+        self._merged: dict[tuple[int, ...], tuple[tuple[FolderFile, ...], Effective]] = {}
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded main config: effective settings are recomputed from it (folder files stay cached)."""
-        self.config = config
+        with self._lock:
+            self.config = config
+            self._merged.clear()
 
     def folder_files(self, source: Path) -> list[FolderFile]:
         """The parsed `.transcribed.toml` files from the source's inbox root down to its folder."""
@@ -193,9 +196,23 @@ class FolderSettings:
     def for_path(self, source: Path) -> Effective:
         """The effective settings of the file at `source` (which need not exist)."""
         base = self.config
-        files = self.folder_files(source)
+        files = tuple(self.folder_files(source))
         if not files:
             return Effective(base, {})
+        ids = tuple(id(loaded) for loaded in files)
+        with self._lock:
+            known = self._merged.get(ids)
+        if known is not None and all(a is b for a, b in zip(known[0], files, strict=True)):
+            return known[1]     # the same folder files (by identity) over the same main config
+        effective = self._merge(base, files)
+        with self._lock:
+            if len(self._merged) > 10_000:
+                self._merged.clear()
+            self._merged[ids] = (files, effective)
+        return effective
+
+    @staticmethod
+    def _merge(base: Config, files: tuple[FolderFile, ...]) -> Effective:
         problems = [problem for loaded in files for problem in loaded.problems]
         combined: dict[str, dict[str, Any]] = {}
         sources: dict[str, str] = {}
