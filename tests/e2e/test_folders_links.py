@@ -70,6 +70,14 @@ def test_a_french_subfolder_gets_its_language_and_formats_while_a_sibling_keeps_
     assert emulator.counters()["jobs_created"] == 3
     assert (inbox / "fr" / "reunion-again.txt").is_file() and not (inbox / "fr" / "reunion-again.json").exists()
 
+    # A change of the folder's settings reaches finished files only through `render` (no new job).
+    (inbox / "fr" / ".transcribed.toml").write_text('[transcription]\nlanguages = ["fr"]\n\n'
+                                                    '[output]\nformats = ["vtt"]\n')
+    rendered = run_cli("render", "--config", str(config), str(french))
+    assert rendered.returncode == 0, rendered.stderr
+    assert french.with_suffix(".vtt").is_file() and not english.with_suffix(".md").exists()
+    assert emulator.counters()["jobs_created"] == 3
+
 
 def test_invalid_folder_settings_hold_its_files_with_the_reason_until_fixed(tmp_path: Path,
                                                                             emulator: Emulator) -> None:

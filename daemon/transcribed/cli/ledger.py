@@ -203,6 +203,8 @@ def explain(loaded: Config, path: Path) -> list[str]:
         return lines
     effective = FolderSettings(loaded).for_path(path)
     if effective.problems:
+        if lines[-1].startswith("  not seen yet"):
+            lines.pop()
         lines.append("  its folder settings are invalid: it waits (never sent with settings you did not mean) "
                      "and goes once they are fixed:")
         lines += [f"    {problem}" for problem in effective.problems]
