@@ -1,7 +1,7 @@
 """Link files: `NAME.url` (Windows Internet Shortcut) and `NAME.webloc` (Apple property list) stand for a
-recording online. Gladia fetches the URL itself (it is passed as `audio_url`): nothing is downloaded or
-uploaded. The ledger keys such content by the normalised URL ("url:" + sha256), so the same URL again
-(another link file, a restart) costs no new job.
+recording online. Gladia fetches the URL itself (it is passed as `audio_url`, as the file writes it):
+nothing is downloaded or uploaded. The ledger keys such content by the normalised URL ("url:" + sha256),
+so the same URL again (another link file, a restart) costs no new job.
 
 Pure functions on bytes and strings, plus `read_link` (one small read).
 """
@@ -67,14 +67,14 @@ def url_from_webloc(data: bytes) -> str:
 
 
 def url_of(name: str, data: bytes) -> str:
-    """The URL a link file called `name` holds, normalised (see `normalise`). Raise LinkError."""
-    if name.lower().endswith(".webloc"):
-        return normalise(url_from_webloc(data))
-    return normalise(url_from_shortcut(data))
+    """The URL a link file called `name` holds, as written (checked with `normalise`). Raise LinkError."""
+    url = url_from_webloc(data) if name.lower().endswith(".webloc") else url_from_shortcut(data)
+    normalise(url)
+    return url
 
 
 def read_link(path: Path) -> str:
-    """Read a link file and return its normalised http(s) URL. Raise LinkError (or OSError)."""
+    """Read a link file and return its http(s) URL as written. Raise LinkError (or OSError)."""
     with open(path, "rb") as handle:
         data = handle.read(MAX_LINK_BYTES + 1)
     if len(data) > MAX_LINK_BYTES:
@@ -111,8 +111,9 @@ def normalise(url: str) -> str:
 
 
 def link_key(url: str) -> str:
-    """The ledger key of content reached by `url` (already normalised)."""
-    return KEY_PREFIX + hashlib.sha256(url.encode("utf-8")).hexdigest()
+    """The ledger key of content reached by `url`: "url:" + sha256 of its normalised form, so the same URL
+    written differently (scheme or host case, default port, fragment) is the same content."""
+    return KEY_PREFIX + hashlib.sha256(normalise(url).encode("utf-8")).hexdigest()
 
 
 def shown(url: str) -> str:

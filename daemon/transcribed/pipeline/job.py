@@ -40,7 +40,7 @@ from transcribed.gladia.client import CreatedJob, GladiaClient, Stopped
 from transcribed.gladia.result import JobView
 from transcribed.gladia.retry import poll_deadline
 from transcribed.inbox.folders import Effective, FolderSettings
-from transcribed.inbox.links import LinkError, is_link_key, read_link
+from transcribed.inbox.links import LinkError, is_link_key, link_key, read_link
 from transcribed.inbox.links import shown as shown_url
 from transcribed.ledger import Entry, Ledger
 from transcribed.outputs.hooks import hook_placeholders, run_hook
@@ -289,6 +289,11 @@ def _take_link(ctx: Context, entry: Entry) -> Outcome | None:
         url = read_link(source)
     except LinkError as exc:
         return _fail(ctx, entry.key, f"not a usable link file: {exc}")
+    if entry.key.split("+")[0] != link_key(url):
+        # Edited since it was seen: it is other content now (the watcher hands the new version on).
+        ctx.ledger.mark_skipped(entry.key, "the link file now points to another URL")
+        log.info("file_gone")
+        return Outcome.SKIPPED
     ctx.ledger.mark_uploaded(entry.key, url)
     log.info("link_taken", url=shown_url(url))
     return None
