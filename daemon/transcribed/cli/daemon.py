@@ -420,6 +420,9 @@ def _status_line(pool: Pool) -> str:
     parts = [f"{snap.in_flight} in flight", f"{snap.queued} queued", f"{snap.done_today} done today"]
     if snap.failed_this_run:
         parts.append(f"{snap.failed_this_run} failed")
+    held = len(pool.held)
+    if held:
+        parts.append(f"{held} waiting for valid folder settings")
     if snap.paused:
         parts.append(f"PAUSED: {snap.paused}")
     elif snap.api_down:
