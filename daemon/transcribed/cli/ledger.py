@@ -18,6 +18,7 @@ from transcribed import logs
 from transcribed.cli import shell
 from transcribed.config import Config
 from transcribed.inbox.filters import NameFilter
+from transcribed.inbox.links import shown as shown_url
 from transcribed.ledger import Entry, Ledger, LedgerError
 
 IN_FLIGHT = ("uploading", "uploaded", "submitted")
@@ -264,7 +265,7 @@ def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:
     if len(entry.paths) > 1:
         lines.append(f"  the same content was also seen at: {', '.join(entry.paths[1:4])}")
     if entry.key.startswith("url:") and entry.audio_url:
-        lines.append(f"  a link file: Gladia fetches {entry.audio_url} (nothing is uploaded)")
+        lines.append(f"  a link file: Gladia fetches {shown_url(entry.audio_url)} (nothing is uploaded)")
     if entry.job_id:
         lines.append(f"  Gladia job {entry.job_id} (jobs created for it: {entry.job_attempts})")
     if entry.state == "done":
