@@ -175,3 +175,20 @@ def test_url_and_webloc_files_are_transcribed_by_url_with_no_upload(tmp_path: Pa
     run_cli("once", "--config", str(config), timeout=180)
     assert emulator.counters()["jobs_created"] == 3
     assert (inbox / "Third.txt").is_file()
+
+
+def test_work_resumed_after_a_restart_waits_for_invalid_folder_settings(tmp_path: Path, emulator: Emulator) -> None:
+    config, inbox = _config(tmp_path, emulator)
+    source = make_wav(inbox / "team" / "standup.wav", tone=380)
+    crashed = run_cli("once", "--config", str(config), timeout=180, TRANSCRIBED_CRASH_AT="after_upload")
+    assert crashed.returncode == 97, crashed.stdout[-2000:]
+    settings = inbox / "team" / ".transcribed.toml"
+    settings.write_text("[transcription]\nlanguages = [\"fr\"]\nspeakers = 2\n")
+    daemon = DaemonProcess(config, tmp_path / "run.log")
+    wait_until(lambda: daemon.saw("folder_settings_invalid"), message="the resumed file held")
+    assert emulator.counters().get("jobs_created", 0) == 0
+    assert "transcription.speakers: unknown key" in run_cli("explain", "--config", str(config), str(source)).stdout
+    settings.write_text("[transcription]\nlanguages = [\"fr\"]\n")
+    wait_until(lambda: source.with_suffix(".txt").exists(), message="the file goes once fixed")
+    assert daemon.stop() == 0
+    assert [_languages(j) for j in _job_for(emulator, "standup.wav")] == [["fr"]]
