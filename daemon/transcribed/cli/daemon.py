@@ -369,7 +369,7 @@ class Daemon:
         snapshot = pool.snapshot()
         failed = sum(1 for key in keys if pool.outcome_of(key) in (job.Outcome.FAILED, job.Outcome.RETRY_LATER,
                                                                    job.Outcome.PAUSED, job.Outcome.WAITING))
-        failed += len(pool.held)     # held back by invalid folder settings (logged: folder_settings_invalid)
+        failed += pool.held_unread   # held back by invalid folder settings (logged: folder_settings_invalid)
         log.info("once_finished", files=len(keys), done=snapshot.done_this_run, failed=failed)
         return shell.EX_FAILED if failed else shell.EX_OK
 

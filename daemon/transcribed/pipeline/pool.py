@@ -263,6 +263,12 @@ class Pool:
         with self._lock:
             return sorted(self._held)
 
+    @property
+    def held_unread(self) -> int:
+        """How many held files were never identified (no content key, so no outcome in this run)."""
+        with self._lock:
+            return sum(1 for item in self._held.values() if item.key is None)
+
     def _recheck_held(self) -> None:
         """Hand held files in again whose folder settings are valid now (forget those that are gone)."""
         with self._lock:
