@@ -88,6 +88,8 @@ def test_invalid_folder_settings_hold_its_files_with_the_reason_until_fixed(tmp_
     settings.write_text('[transcription]\nlanguages = "fr"\nspeakers = 2\n\n[output]\nformats = ["doc"]\n')
     held = make_wav(inbox / "team" / "standup.wav", tone=350)
     free = make_wav(inbox / "other" / "talk.wav", tone=650)
+    once = run_cli("once", "--config", str(config), timeout=180)
+    assert once.returncode == 1 and "folder_settings_invalid" in once.stdout    # held: not done, not paid
     daemon = DaemonProcess(config, tmp_path / "run.log")
 
     wait_until(lambda: free.with_suffix(".txt").exists(), message="the sibling folder's file transcribed")
