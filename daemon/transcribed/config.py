@@ -14,10 +14,10 @@ import os
 import stat
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from transcribed.errors import ConfigError
@@ -512,7 +512,10 @@ def _warn_if_shared(path: Path, warnings: list[str]) -> None:
                         f"run `chmod 600 {path}`, or move the key to api_key_file or a systemd credential")
 
 
-def _parse_transcription(table: object, problems: list[str]) -> dict[str, Any]:
+def _parse_transcription(table: object, problems: list[str], *, combinations: bool = True) -> dict[str, Any]:
+    """Given a [transcription] table, return the request fields it sets (shortcuts expanded), each validated
+    against Gladia's schema; `combinations` also checks them together (off for a per-folder table, whose
+    combinations are checked once merged over the main config's, see `merge_request`)."""
     if not isinstance(table, dict):
         problems.append("transcription: expected a table")
         return {}
@@ -548,11 +551,50 @@ def _parse_transcription(table: object, problems: list[str]) -> dict[str, Any]:
         request["language_config"] = language_config
     for name, value in request.items():
         problems.extend(request_schema.validate(value, fields[name], f"transcription.{name}"))
-    problems.extend(_check_combinations(request))
+    if combinations:
+        problems.extend(check_combinations(request))
     return request
 
 
-def _check_combinations(request: Mapping[str, Any]) -> list[str]:
+def transcription_overrides(table: object, problems: list[str]) -> dict[str, Any]:
+    """A per-folder [transcription] table -> the request fields it overrides (validated one by one)."""
+    return _parse_transcription(table, problems, combinations=False)
+
+
+def merge_request(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The request `base` with `overrides` laid over it key by key: a nested table (language_config,
+    diarization_config...) is merged one level down, so `languages` alone keeps the base's code_switching."""
+    merged = dict(base)
+    for name, value in overrides.items():
+        below = merged.get(name)
+        merged[name] = {**below, **value} if isinstance(below, Mapping) and isinstance(value, Mapping) else value
+    return merged
+
+
+SectionT = TypeVar("SectionT")
+
+
+def section_overrides(name: str, table: object, parser: Callable[[_Section], object], problems: list[str],
+                      allowed: tuple[str, ...]) -> dict[str, Any]:
+    """Read a per-folder table with the main config's own section `parser`; return only the fields the table
+    sets ({field: value}), for `merge_section` over the main config's section. A key outside `allowed` is
+    reported (unknown, or read from the main config only); every problem is appended to `problems`."""
+    if not isinstance(table, dict):
+        problems.append(f"{name}: expected a table ([{name}]), got {type(table).__name__}")
+        return {}
+    for key in sorted(set(table) - set(allowed)):
+        problems.append(f"{name}.{key}: not a per-folder key (a folder's [{name}] may set: {', '.join(allowed)})")
+    kept = {key: value for key, value in table.items() if key in allowed}
+    parsed = parser(_Section(kept, name, problems, None))
+    return {key: getattr(parsed, key) for key in kept}
+
+
+def merge_section(base: SectionT, overrides: Mapping[str, Any]) -> SectionT:
+    """`base` (a section dataclass) with `overrides` ({field: value}) laid over it."""
+    return dataclasses.replace(base, **overrides)  # type: ignore[type-var]
+
+
+def check_combinations(request: Mapping[str, Any]) -> list[str]:
     """Combinations Gladia would refuse at the first upload, caught at config time instead."""
     problems = []
     for switch in ("diarization", "subtitles", "translation", "summarization", "custom_vocabulary",
@@ -599,6 +641,15 @@ def _parse_inbox(s: _Section) -> InboxConfig:
     )
     s.finish()
     return config
+
+
+# The [output] keys a folder's .transcribed.toml may set; the others name places outside the inboxes.
+FOLDER_OUTPUT_KEYS = ("formats", "name", "language_fallback", "overwrite", "mode")
+
+
+def parse_output(s: _Section) -> OutputConfig:
+    """The [output] section parser (also used for per-folder tables, see `section_overrides`)."""
+    return _parse_output(s, s.problems)
 
 
 def _parse_output(s: _Section, problems: list[str]) -> OutputConfig:

@@ -296,6 +296,7 @@ class Daemon:
                     known: settled.Known, found: tuple[list[ReadyFile], list[Path]] | None,
                     stack: contextlib.ExitStack) -> int:
         from transcribed.gladia.retry import CircuitBreaker
+        from transcribed.inbox.folders import FolderSettings
         from transcribed.pipeline import job
         from transcribed.pipeline.budget import HOLD_KIND, Budget
         from transcribed.pipeline.pool import Pool
@@ -309,7 +310,8 @@ class Daemon:
         ctx = job.Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
                           clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
                               self.environ), hub=hub, callback_secret=secret, started_at=time.time(),
-                          media=MediaTools.find(self.config.media), budget=budget, metrics=self.metrics)
+                          media=MediaTools.find(self.config.media), budget=budget, metrics=self.metrics,
+                          folders=FolderSettings(self.config))
         ledger.set_meta("daemon_pid", str(os.getpid()))
         ledger.set_meta("daemon_started", str(time.time()))
         if ledger.lift_holds(HOLD_KIND):     # measured again against the budget in force now
@@ -411,7 +413,8 @@ class Daemon:
             return shell.EX_TEMPFAIL
         snapshot = pool.snapshot()
         failed = sum(1 for key in keys if pool.outcome_of(key) in (job.Outcome.FAILED, job.Outcome.RETRY_LATER,
-                                                                   job.Outcome.PAUSED))
+                                                                   job.Outcome.PAUSED, job.Outcome.HELD))
+        failed += pool.held_unread   # held back by invalid folder settings (logged: folder_settings_invalid)
         log.info("once_finished", files=len(keys), done=snapshot.done_this_run, failed=failed,
                  waiting_for_budget=snapshot.waiting)
         return shell.EX_FAILED if failed else shell.EX_OK
@@ -441,6 +444,8 @@ class Daemon:
         if pool.ctx.budget is not None and pool.ctx.budget.limits != fresh.budget:
             pool.ctx.budget.limits = fresh.budget
             pool.lift_budget_holds("the budget changed")
+        if pool.ctx.folders is not None:
+            pool.ctx.folders.reconfigure(self.config)
         log.info("config_reloaded", source=str(fresh.source) if fresh.source else None)
         pool.resume()
         self.notifier.ready_after_reload()
@@ -469,6 +474,9 @@ def _status_line(pool: Pool) -> str:
         parts.append(f"{snap.failed_this_run} failed")
     if snap.waiting:
         parts.append(f"{snap.waiting} waiting for the audio budget")
+    held = len(pool.held)
+    if held:
+        parts.append(f"{held} waiting for valid folder settings")
     if snap.paused:
         parts.append(f"PAUSED: {snap.paused}")
     elif snap.api_down:

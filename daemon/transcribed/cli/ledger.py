@@ -19,6 +19,7 @@ from transcribed import logs
 from transcribed.cli import shell
 from transcribed.config import Config
 from transcribed.inbox.filters import NameFilter
+from transcribed.inbox.links import shown as shown_url
 from transcribed.ledger import Entry, Ledger, LedgerError, Usage
 from transcribed.pipeline import budget as budgets
 
@@ -222,7 +223,27 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def explain(loaded: Config, path: Path) -> list[str]:
-    """Return the lines that say why `path` was or was not transcribed, and what happens next."""
+    """Return the lines that say why `path` was or was not transcribed, what happens next, and (for a file
+    inside an inbox) its effective per-folder settings and where each came from."""
+    from transcribed.inbox.folders import FolderSettings
+
+    lines = _explain_state(loaded, path)
+    if not any(path.is_relative_to(root) for root in loaded.inbox.paths) or path.is_dir():
+        return lines
+    effective = FolderSettings(loaded).for_path(path)
+    if effective.problems:
+        if lines[-1].startswith("  not seen yet"):
+            lines.pop()
+        lines.append("  its folder settings are invalid: it waits (never sent with settings you did not mean) "
+                     "and goes once they are fixed:")
+        lines += [f"    {problem}" for problem in effective.problems]
+    files = ", ".join(map(str, effective.files)) or "none"
+    lines.append(f"  effective settings (main config, then the folders' .transcribed.toml: {files}):")
+    lines += [f"    {line}" for line in effective.describe()]
+    return lines
+
+
+def _explain_state(loaded: Config, path: Path) -> list[str]:
     lines = [f"{path}:"]
     ledger = None
     try:
@@ -271,6 +292,8 @@ def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:
     lines = [f"  content {entry.key[:23]}…, {entry.size} bytes; state {entry.state} since {when}"]
     if len(entry.paths) > 1:
         lines.append(f"  the same content was also seen at: {', '.join(entry.paths[1:4])}")
+    if entry.key.startswith("url:") and entry.audio_url:
+        lines.append(f"  a link file: Gladia fetches {shown_url(entry.audio_url)} (nothing is uploaded)")
     if entry.job_id:
         lines.append(f"  Gladia job {entry.job_id} (jobs created for it: {entry.job_attempts})")
     held = ledger.hold_of(entry.key)
@@ -300,9 +323,11 @@ def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from transcribed.pipeline.job import publish_outputs
+    from transcribed.inbox.folders import FolderSettings
+    from transcribed.pipeline.outputs import publish_outputs
 
     loaded = shell.load_config(args)
+    folders = FolderSettings(loaded)
     ledger = _open_for_change(loaded)
     if ledger is None:
         return shell.EX_FAILED
@@ -319,7 +344,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                 status = shell.EX_FAILED
                 continue
             try:
-                written = publish_outputs(ledger, loaded, entry.key)
+                written = publish_outputs(ledger, loaded, entry.key, folders=folders)
             except LedgerError as exc:   # a damaged page of stored results (not checked at start-up)
                 print(f"{_name(entry)}: its stored Gladia result "
                       f"cannot be read ({exc})", file=sys.stderr)

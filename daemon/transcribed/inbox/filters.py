@@ -1,10 +1,11 @@
 """Which names count as media: pure functions on names, no I/O.
 
 A file counts when its extension is a media one (MEDIA_EXTENSIONS, case-insensitive: the containers Gladia
-lists in API.md §8 and the other common ones ffmpeg reads, whose audio is extracted) or it matches an
-`inbox.include` glob, and it is none of: hidden, a temporary or partial download, OS/NAS litter, one of
-the daemon's own outputs or temp files, or an `inbox.exclude` match. The always-ignored rules win over
-`include`, and `exclude` wins over everything that would accept a name.
+lists in API.md §8 and the other common ones ffmpeg reads, whose audio is extracted), it is a link file
+(.url, .webloc: inbox/links.py), or it matches an `inbox.include` glob, and it is none of: hidden, a
+temporary or partial download, OS/NAS litter, one of the daemon's own outputs or temp files, or an
+`inbox.exclude` match. The always-ignored rules win over `include`, and `exclude` wins over everything that
+would accept a name.
 
 Globs are matched case-insensitively against the name; a glob that contains "/" is matched against the
 path relative to the inbox root instead (e.g. "archive/*"). A directory is pruned (with everything below
@@ -46,6 +47,8 @@ AMBIGUOUS_EXTENSIONS = {
 }
 # The reason file_reason gives for a name passed over for its extension alone (the scans count these).
 UNSUPPORTED_EXTENSION = "not a supported media extension"
+# Link files (inbox/links.py): a recording online, transcribed from its URL. Taken like media.
+LINK_EXTENSIONS = frozenset({"url", "webloc"})
 
 # Last extensions that browsers, download managers, sync tools and copy tools give a file while it is
 # still being written; the final name appears by rename when it is complete.
@@ -144,7 +147,7 @@ class NameFilter:
         if (self._exclude[0] is not None or self._exclude[1] is not None) and _matches(
                 self._exclude, folded, relative):
             return "matches inbox.exclude"
-        if extension in MEDIA_EXTENSIONS:
+        if extension in MEDIA_EXTENSIONS or extension in LINK_EXTENSIONS:
             return None
         if (self._include[0] is not None or self._include[1] is not None) and _matches(
                 self._include, folded, relative):

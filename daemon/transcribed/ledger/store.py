@@ -1,8 +1,10 @@
 """The ledger: what the daemon knows about every content it has seen, in SQLite. This package is the only
 code that touches the database.
 
-One row per distinct content (key "sha256:<hex>" of the bytes) carrying its state, plus the paths where it
-was seen, create-request intents, the compressed Gladia result, the outputs written and small metadata.
+One row per distinct content (key "sha256:<hex>" of the bytes, or "url:<hex>" of a link file's normalised
+URL; either followed by "+<request digest>" when a folder's settings change the request) carrying its state,
+plus the paths where it was seen, create-request intents, the compressed Gladia result, the outputs written
+and small metadata.
 Every transition is its own durable transaction (WAL, synchronous=FULL), committed before the method
 returns, so the caller's next side effect happens only after the step is on disk. One connection guarded by
 a lock serves every thread. `Ledger.open(..., read_only=True)` is for `status` while the daemon runs.

@@ -20,6 +20,8 @@ from transcribed.errors import MalformedResultError
 from transcribed.fingerprint import fingerprint
 from transcribed.gladia.result import parse_job
 from transcribed.inbox import ReadyFile
+from transcribed.inbox.folders import FolderSettings
+from transcribed.inbox.links import LinkError, is_link, link_key, read_link
 from transcribed.ledger import Ledger
 from transcribed.outputs.write import output_directory
 
@@ -41,6 +43,7 @@ def adopt(ledger: Ledger, config: Config, files: Iterable[ReadyFile]) -> int:
     """Record as done every unknown file that has outputs on disk, and give known finished files whose stored
     result was lost their result back from their `.json` output; return how many files were adopted."""
     adopted = 0
+    folders = FolderSettings(config)
     for item in files:
         key = ledger.lookup_stat(str(item.path), item.device, item.inode, item.size, item.mtime_ns)
         if key is not None and ledger.load_result(key) is not None:
@@ -49,7 +52,10 @@ def adopt(ledger: Ledger, config: Config, files: Iterable[ReadyFile]) -> int:
         if not outputs:
             continue
         known = key is not None
-        key = key or fingerprint(item.path)
+        if key is None:
+            key = _content_key(item.path, folders)
+            if key is None:
+                continue
         if not known:
             ledger.record_seen(key, str(item.path), str(item.root), item.device, item.inode, item.size,
                                item.mtime_ns)
@@ -62,6 +68,23 @@ def adopt(ledger: Ledger, config: Config, files: Iterable[ReadyFile]) -> int:
             log.info("file_adopted", file=str(item.path), outputs=len(outputs))
             adopted += 1
     return adopted
+
+
+def _content_key(path: Path, folders: FolderSettings) -> str | None:
+    """The key the pipeline would give this file (pool.identify): its bytes' or its link's, plus the request
+    digest of its folder settings; None for a link file that cannot be read or folder settings that are
+    invalid (the pipeline decides those when it meets them)."""
+    effective = folders.for_path(path)
+    if not effective.valid:
+        return None
+    if is_link(path):
+        try:
+            key = link_key(read_link(path))
+        except LinkError:
+            return None
+    else:
+        key = fingerprint(path)
+    return effective.content_key(key)
 
 
 def _restore_result(ledger: Ledger, key: str, outputs: list[Path]) -> None:

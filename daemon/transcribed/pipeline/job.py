@@ -9,6 +9,7 @@ permanent -> failed with Gladia's message; 401 -> pause everything.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import enum
 import functools
 import hashlib
@@ -38,15 +39,18 @@ from transcribed.errors import (
     TransientApiError,
 )
 from transcribed.gladia.client import CreatedJob, GladiaClient, Stopped
-from transcribed.gladia.result import JobView, parse_job
+from transcribed.gladia.result import JobView
 from transcribed.gladia.retry import poll_deadline
+from transcribed.inbox.folders import Effective, FolderSettings
+from transcribed.inbox.links import LinkError, is_link_key, link_key, read_link
+from transcribed.inbox.links import shown as shown_url
 from transcribed.ledger import Entry, Ledger
 from transcribed.media.probe import wav_probe
 from transcribed.outputs.hooks import hook_placeholders, run_hook
-from transcribed.outputs.publish import publish
 from transcribed.pipeline import skip
 from transcribed.pipeline.budget import HOLD_KIND, Budget, BudgetWait, reported_duration, reserve
 from transcribed.pipeline.lister import JobLister
+from transcribed.pipeline.outputs import publish_outputs
 from transcribed.pipeline.prepare import PART_MARK, MediaTools, is_part, part_key
 from transcribed.pipeline.settled import inbox_root
 from transcribed.receiver import CallbackHub
@@ -69,6 +73,7 @@ class Outcome(enum.Enum):
     STOPPED = "stopped"          # shutdown: resumable from the ledger
     PAUSED = "paused"            # the API key was refused: nothing more until it is fixed
     WAITING = "waiting"          # over the audio budget: held until the next period starts
+    HELD = "held"                # its folder settings are invalid: nothing recorded; the pool rechecks them
 
 
 @dataclass
@@ -90,6 +95,7 @@ class Context:
     started_at: float = 0.0                      # when this run began (wall clock)
     budget: Budget | None = None                 # the audio budget (None: nothing counted, e.g. unit tests)
     metrics: Metrics | None = None               # counters for /metrics
+    folders: FolderSettings | None = None        # per-folder settings (None: the main config for every file)
 
     def callback_token(self, attempt_id: str) -> str:
         return callback_token(self.callback_secret, attempt_id)
@@ -106,13 +112,29 @@ def callback_token(secret: bytes, attempt_id: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def settings_for(ctx: Context, source: Path) -> Effective:
+    """The effective settings of a file: the main config with its folders' .transcribed.toml laid over it."""
+    if ctx.folders is None:
+        return Effective(ctx.config, {})
+    return ctx.folders.for_path(source)
+
+
 def run(ctx: Context, key: str) -> Outcome:
-    """Carry one content from wherever the ledger says it is to done, failed, skipped or a resumable stop."""
+    """Carry one content from wherever the ledger says it is to done, failed, skipped or a resumable stop.
+
+    The job runs with the effective settings of its file's folder; while they are invalid nothing is done or
+    recorded (HELD: the pool looks at them again and queues the content once they are fixed)."""
     entry = ctx.ledger.get(key)
     if entry is None or is_part(key):
         return Outcome.SKIPPED     # parts are carried by their source's worker
     structlog.contextvars.bind_contextvars(key=key[:19], file=entry.paths[0] if entry.paths else None)
     try:
+        source = _source_of(entry)
+        if source is not None and entry.state not in ("done", "skipped"):
+            effective = settings_for(ctx, source)
+            if not effective.valid:
+                return Outcome.HELD
+            ctx = dataclasses.replace(ctx, config=effective.config)
         return _advance(ctx, entry)
     except BudgetWait as exc:
         ctx.ledger.hold(key, HOLD_KIND, str(exc))
@@ -186,6 +208,12 @@ def _advance(ctx: Context, entry: Entry, task: PartTask | None = None) -> Outcom
             continue
         if task is not None:
             _upload_part(ctx, key, task)
+            fresh_upload = True
+            continue
+        if is_link_key(key):
+            outcome = _take_link(ctx, entry)
+            if outcome is not None:
+                return outcome
             fresh_upload = True
             continue
         source = _source_of(entry)
@@ -300,6 +328,27 @@ def _split(ctx: Context, entry: Entry, source: Path, plan: media.Plan, found: me
     return publish_stored(ctx, entry.key)
 
 
+def _take_link(ctx: Context, entry: Entry) -> Outcome | None:
+    """A link file: its URL becomes the job's audio_url (Gladia fetches it; nothing is uploaded)."""
+    source = _source_of(entry)
+    if source is None:
+        ctx.ledger.mark_skipped(entry.key, "the link file is gone from the inbox")
+        log.info("file_gone")
+        return Outcome.SKIPPED
+    try:
+        url = read_link(source)
+    except LinkError as exc:
+        return _fail(ctx, entry.key, f"not a usable link file: {exc}")
+    if entry.key.split("+")[0] != link_key(url):
+        # Edited since it was seen: it is other content now (the watcher hands the new version on).
+        ctx.ledger.mark_skipped(entry.key, "the link file now points to another URL")
+        log.info("file_gone")
+        return Outcome.SKIPPED
+    ctx.ledger.mark_uploaded(entry.key, url)
+    log.info("link_taken", url=shown_url(url))
+    return None
+
+
 def _create(ctx: Context, entry: Entry) -> None:
     request = request_for(ctx, entry.key)
     request["audio_url"] = entry.audio_url
@@ -365,8 +414,10 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
             log.warning("job_error_retrying", job_id=entry.job_id, error_code=exc.error_code, job_attempts=attempts)
             ctx.ledger.clear_job(entry.key, keep_upload=True)
             return None
-        return _fail(ctx, entry.key, f"Gladia job {entry.job_id} ended in error (error_code {exc.error_code})",
-                     job_ended=True)
+        reason = f"Gladia job {entry.job_id} ended in error (error_code {exc.error_code})"
+        if is_link_key(entry.key) and entry.audio_url:
+            reason += f": Gladia could not fetch or transcribe {shown_url(entry.audio_url)}"
+        return _fail(ctx, entry.key, reason, job_ended=True)
     except PermanentApiError as exc:
         if exc.status != 404 or isinstance(exc, AuthenticationError):
             raise
@@ -402,54 +453,13 @@ def publish_stored(ctx: Context, key: str, paths: Sequence[str] | None = None, *
                    view: JobView | None = None) -> Outcome:
     """Write outputs from the result (`view`, else the stored one) for every path of this content still in an
     inbox; mark done."""
-    written = publish_outputs(ctx.ledger, ctx.config, key, paths, crash=ctx.crash, view=view)
+    written = publish_outputs(ctx.ledger, ctx.config, key, paths, crash=ctx.crash, view=view, folders=ctx.folders)
     entry = ctx.ledger.get(key)
     if written is None or entry is None:
         return Outcome.SKIPPED
     if written or paths is None:
         _after_done(ctx, entry, written)
     return Outcome.DONE
-
-
-def publish_outputs(ledger: Ledger, config: Config, key: str, paths: Sequence[str] | None = None, *,
-                    crash: Callable[[str], None] | None = None, view: JobView | None = None) -> list[str] | None:
-    """Render the result of `key` (`view`, else the stored one) for each of its paths (or `paths`) still in an
-    inbox, write the outputs atomically, record them and mark the content done; return the output paths
-    written, or None when the ledger holds no result for it."""
-    entry = ledger.get(key)
-    if entry is None:
-        return None
-    if view is None:
-        body = ledger.load_result(key)
-        if body is None:
-            return None
-        view = parse_job(body)
-    outputs = dict(entry.outputs)
-    written: list[str] = []
-    for text in paths if paths is not None else entry.paths:
-        source = Path(text)
-        root = inbox_root(config, source)
-        if root is None or not source.exists():
-            continue
-        ours = {Path(p): digest for p, digest in outputs.items()}
-        report = publish(view, source, root, config.output, ours=ours,
-                         owner_of=functools.partial(_other_owner, ledger, key=key))
-        for path, reason in report.conflicts:
-            ledger.note_conflict(key, str(path), reason)
-            log.warning("output_conflict", output=str(path), reason=reason)
-        for path, digest in report.written.items():
-            outputs[str(path)] = digest
-            written.append(str(path))
-        log.info("transcript_written", source=str(source), outputs=sorted(str(p) for p in report.written))
-    if crash is not None:
-        crash("after_outputs")
-    ledger.mark_done(key, outputs)
-    return written
-
-
-def _other_owner(ledger: Ledger, path: Path, *, key: str) -> str | None:
-    owner = ledger.output_owner(str(path))
-    return owner if owner != key else None
 
 
 def _after_done(ctx: Context, entry: Entry, outputs: list[str]) -> None:

@@ -16,11 +16,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 
 from transcribed.fingerprint import fingerprint
 from transcribed.inbox import ReadyFile
+from transcribed.inbox.links import LinkError, is_link, link_key, read_link
 from transcribed.ledger import Entry
 from transcribed.pipeline import job
 from transcribed.pipeline.budget import HOLD_KIND
@@ -31,6 +33,7 @@ from transcribed.pipeline.settled import has_outputs_for
 log = structlog.get_logger("transcribed.pool")
 
 TERMINAL = ("done", "failed", "skipped")
+HELD_RECHECK_SECONDS = 2.0     # files held by invalid folder settings: how often the settings are looked at
 
 
 @dataclass
@@ -44,6 +47,16 @@ class Snapshot:
     api_down: bool
     last_error: str | None
     waiting: int = 0        # files held for the audio budget
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A file held back by invalid folder settings: not read yet (`ready`), or recorded content (`key`)."""
+
+    path: Path
+    problems: tuple[str, ...]
+    ready: ReadyFile | None
+    key: str | None
 
 
 @dataclass
@@ -76,6 +89,7 @@ class Pool:
         self._stats = _Stats()
         self._threads: list[threading.Thread] = []
         self._last_error: str | None = None
+        self._held: dict[str, _Held] = {}
         self._done_today = (self._today(), int(ctx.ledger.get_meta(f"done:{self._today()}") or 0))
         self._waiting = set(ctx.ledger.held(HOLD_KIND))
         self.budget_tick = 300.0     # the budget loop looks at the clock at least this often (seconds)
@@ -181,7 +195,11 @@ class Pool:
 
     def identify(self, ready: ReadyFile) -> str | None:
         """Record a complete file in the ledger and queue its content when there is work to do; return the
-        content key when it was queued (or is already queued or running), else None."""
+        content key when it was queued (or is already queued or running), else None.
+
+        A file whose folder settings (.transcribed.toml) are invalid is held, unread, until they are fixed.
+        The content key is the file's fingerprint (a link file's: its normalised URL), plus a digest of the
+        request parameters when its folder's settings change them (see folders.Effective.request_tag)."""
         ledger = self.ctx.ledger
         path = str(ready.path)
         key = ledger.lookup_stat(path, ready.device, ready.inode, ready.size, ready.mtime_ns)
@@ -190,14 +208,15 @@ class Pool:
             if known is not None and path in known.paths and known.state in ("done", "skipped") \
                     and (known.state == "skipped" or has_outputs_for(self.ctx.config, known.outputs, path)):
                 return None   # the restart fast path: a stat and a read, no write, no hash
+        effective = job.settings_for(self.ctx, ready.path)
+        if not effective.valid:
+            self._hold(ready.path, effective.problems, ready=ready)
+            return None
         if key is None:
-            key = fingerprint(ready.path)
-            with self._lock:
-                self._stats.hashed += 1
-            after = ready.path.stat()
-            if (after.st_size, after.st_mtime_ns) != (ready.size, ready.mtime_ns):
-                log.info("file_changed_while_hashing", file=path)   # the watcher hands it on again
+            key = self._key_of(ready)
+            if key is None:
                 return None
+            key = effective.content_key(key)
         entry, created = ledger.record_seen(key, path, str(ready.root), ready.device, ready.inode, ready.size,
                                             ready.mtime_ns)
         if created:
@@ -214,6 +233,76 @@ class Pool:
             return None   # the scheduler queues it when due
         self._enqueue(entry)
         return key
+
+    def _key_of(self, ready: ReadyFile) -> str | None:
+        """The content key of a file (None: it changed while being read, or is a link file failed here)."""
+        path = str(ready.path)
+        if is_link(ready.path):
+            try:
+                return link_key(read_link(ready.path))
+            except LinkError as exc:
+                # Recorded under its bytes and failed for good, with the reason: `explain` and the log say it.
+                key = fingerprint(ready.path)
+                ledger = self.ctx.ledger
+                entry, _ = ledger.record_seen(key, path, str(ready.root), ready.device, ready.inode, ready.size,
+                                              ready.mtime_ns)
+                if entry.state != "failed":
+                    reason = f"not a usable link file: {exc}"
+                    ledger.mark_failed(key, reason, retry_at=None)
+                    log.error("file_failed", file=path, reason=reason)
+                return None
+        key = fingerprint(ready.path)
+        with self._lock:
+            self._stats.hashed += 1
+        after = ready.path.stat()
+        if (after.st_size, after.st_mtime_ns) != (ready.size, ready.mtime_ns):
+            log.info("file_changed_while_hashing", file=path)   # the watcher hands it on again
+            return None
+        return key
+
+    def _hold(self, path: Path, problems: tuple[str, ...], *, ready: ReadyFile | None = None,
+              key: str | None = None) -> None:
+        """Keep a file (not read yet: `ready`; or recorded content: `key`) back while its folder settings are
+        invalid; said once per set of problems."""
+        with self._lock:
+            before = self._held.get(str(path))
+            self._held[str(path)] = _Held(path, problems, ready, key)
+        if before is None or before.problems != problems:
+            log.warning("folder_settings_invalid", file=str(path), problems=list(problems),
+                        action="the file waits until its folder's .transcribed.toml is fixed")
+
+    @property
+    def held(self) -> list[str]:
+        """Paths held back by invalid folder settings."""
+        with self._lock:
+            return sorted(self._held)
+
+    @property
+    def held_unread(self) -> int:
+        """How many held files were never identified (no content key, so no outcome in this run)."""
+        with self._lock:
+            return sum(1 for item in self._held.values() if item.key is None)
+
+    def _recheck_held(self) -> None:
+        """Hand held files in again whose folder settings are valid now (forget those that are gone)."""
+        with self._lock:
+            held = list(self._held.values())
+        for item in held:
+            if not item.path.exists():
+                with self._lock:
+                    self._held.pop(str(item.path), None)
+                continue
+            if not job.settings_for(self.ctx, item.path).valid:
+                continue
+            with self._lock:
+                self._held.pop(str(item.path), None)
+            log.info("folder_settings_fixed", file=str(item.path))
+            if item.ready is not None:
+                self.submit(item.ready)
+            elif item.key is not None:
+                entry = self.ctx.ledger.get(item.key)
+                if entry is not None:
+                    self._enqueue(entry)
 
     def _enqueue(self, entry: Entry) -> bool:
         with self._lock:
@@ -237,8 +326,12 @@ class Pool:
             due = self.ctx.ledger.next_due()
             now = self.ctx.clock()
             wait = 30.0 if due is None else min(30.0, max(0.5, due - now))
+            if self._held:
+                wait = min(wait, HELD_RECHECK_SECONDS)
             if stop.wait(wait):
                 break
+            if self._held:
+                self._recheck_held()
             if self._paused is None:
                 due = self.ctx.ledger.next_due()
                 if due is not None and due <= self.ctx.clock():
@@ -312,8 +405,16 @@ class Pool:
                     self._last_error = entry.reason if entry else None
             if outcome is Outcome.PAUSED:
                 self._pause(key)
+            elif outcome is Outcome.HELD:
+                self._hold_content(key)
             self._changed()
         log.info("loop_ended", loop="worker", reason="stopping")
+
+    def _hold_content(self, key: str) -> None:
+        entry = self.ctx.ledger.get(key)
+        source = next((Path(p) for p in entry.paths if Path(p).is_file()), None) if entry else None
+        if source is not None:
+            self._hold(source, job.settings_for(self.ctx, source).problems, key=key)
 
     def _pause(self, key: str) -> None:
         with self._lock:
