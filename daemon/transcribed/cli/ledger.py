@@ -19,6 +19,7 @@ from transcribed.cli import shell
 from transcribed.config import Config
 from transcribed.inbox.filters import NameFilter
 from transcribed.ledger import Entry, Ledger, LedgerError
+from transcribed.pipeline.keycheck import read_pause
 
 IN_FLIGHT = ("uploading", "uploaded", "submitted")
 
@@ -100,7 +101,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             for entry in ledger.failures(limit=50):
                 (report["failures"] if entry.next_retry_at is None else report["retrying"]).append(_entry_json(entry))
             report["last_api_error"] = ledger.get_meta("last_api_error") or None
-            report["paused"] = (ledger.get_meta("paused_reason") or None) if pid else None
+            pause = read_pause(ledger) if pid else None
+            report["paused"] = pause.as_json() if pause else None
     if args.json:
         print(json.dumps(report, indent=2))
         return shell.EX_OK
@@ -120,7 +122,7 @@ def _print_status(report: dict[str, Any]) -> None:
         order = ("done", "discovered", "uploading", "uploaded", "submitted", "failed", "skipped")
         print("  " + " · ".join(f"{name} {counts[name]}" for name in order if counts.get(name)))
     if report["paused"]:
-        print(f"  PAUSED: {report['paused']}")
+        print(f"  {report['paused']['message']}")
     sections = (("in flight", "in_flight"), ("retrying", "retrying"), ("failed", "failures"))
     for title, name in sections:
         items = report[name]
@@ -205,6 +207,8 @@ def explain(loaded: Config, path: Path) -> list[str]:
     if entry is not None:
         assert ledger is not None
         lines += _explain_entry(entry, ledger)
+        if entry.state not in ("done", "skipped") and (entry.state != "failed" or entry.next_retry_at):
+            lines += _explain_pause(loaded, ledger)
         ledger.close()
         return lines
     if ledger is not None:
@@ -236,6 +240,16 @@ def explain(loaded: Config, path: Path) -> list[str]:
         return [*lines, f"  still settling: taken once it has been quiet for {loaded.inbox.settle_seconds:g} s"]
     return [*lines, "  not seen yet: a running daemon takes it at the next event or rescan "
                     f"(every {loaded.inbox.rescan_seconds:g} s); `transcribed once` takes it now"]
+
+
+def _explain_pause(loaded: Config, ledger: Ledger) -> list[str]:
+    """The line that says the running daemon is paused (Gladia refused the key), if it is."""
+    from transcribed.cli.daemon import daemon_running
+
+    pause = read_pause(ledger) if daemon_running(loaded.ledger.path) else None
+    if pause is None:
+        return []
+    return [f"  {pause.describe()} (this file waits; it is not failed for it)"]
 
 
 def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:

@@ -24,6 +24,7 @@ from transcribed.inbox import ReadyFile
 from transcribed.ledger import Entry
 from transcribed.pipeline import job
 from transcribed.pipeline.job import Context, Outcome
+from transcribed.pipeline.keycheck import KeyCheck, clear_pause
 from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.settled import has_outputs_for
 
@@ -75,13 +76,17 @@ class Pool:
         self._threads: list[threading.Thread] = []
         self._last_error: str | None = None
         self._done_today = (self._today(), int(ctx.ledger.get_meta(f"done:{self._today()}") or 0))
+        self.keys = KeyCheck(lambda: self.ctx.client, ctx.ledger, ctx.stop, on_accepted=self.resume,
+                             first=lambda: self.ctx.config.gladia.key_check_seconds, clock=ctx.clock, rng=ctx.rng)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start the identifier, the scheduler and the workers."""
+        """Start the identifier, the scheduler, the key check and the workers."""
+        clear_pause(self.ctx.ledger)    # an earlier run may have stopped while paused
         self._spawn("identify", self._identify_loop)
         self._spawn("schedule", self._schedule_loop)
+        self._spawn("key-check", self.keys.run)
         if self.ctx.hub is None:
             lister = JobLister(lambda: self.ctx.client, self.ctx.stop)
             self.ctx.lister = lister
@@ -98,6 +103,7 @@ class Pool:
         """Wait for every thread to end (after ctx.stop was set); return True when all did."""
         with self._lock:
             self._wake.notify_all()
+        self.keys.wake()
         for _ in range(self.ctx.config.workers.concurrency):
             with contextlib.suppress(queue.Full):
                 self._work.put_nowait((float("-inf"), next(self._counter), ""))   # wakes an idle worker
@@ -123,19 +129,29 @@ class Pool:
         return keys
 
     def resume(self) -> None:
-        """Lift a pause (the key was fixed by a reload)."""
+        """Lift a pause (Gladia accepts the key again): queue every waiting file; work already created is
+        polled from where the ledger left it, never created again."""
         with self._lock:
             self._paused = None
             self._resume.set()
             self._wake.notify_all()
         self.enqueue_pending()
 
+    def key_changed(self) -> None:
+        """The key may have changed (its file was rewritten, or a reload): while paused, check it at once."""
+        self.keys.check_now()
+
+    @property
+    def paused(self) -> bool:
+        return self.keys.pause is not None
+
     # ------------------------------------------------------------------------------------------ state
 
     def snapshot(self) -> Snapshot:
+        pause = self.keys.pause
         with self._lock:
             return Snapshot(len(self._running), len(self._queued) + len(self._intake), self._stats.done,
-                            self._done_today[1], self._stats.failed, self._paused,
+                            self._done_today[1], self._stats.failed, pause.describe() if pause else None,
                             self.ctx.client.breaker.is_open, self._last_error)
 
     def outcome_of(self, key: str) -> Outcome | None:
@@ -273,14 +289,15 @@ class Pool:
 
     def _pause(self, key: str) -> None:
         with self._lock:
-            first = self._paused is None
             self._paused = "Gladia refused the API key (401)"
             self._resume.clear()
             self._queued.discard(key)
-        if first:
-            log.error("api_key_rejected", action="all new work paused until the key is fixed: update the key, then "
-                                                "`systemctl reload transcribed` (SIGHUP) or restart")
-            self.ctx.ledger.set_meta("paused_reason", self._paused or "")
+        if self.keys.refused():
+            pause = self.keys.pause
+            log.error("api_key_rejected", action="new work paused; files wait, none is failed for it. The key is "
+                                                "checked again by itself at growing intervals, and at once when "
+                                                "its file changes or on `systemctl reload transcribed` (SIGHUP)",
+                      next_check_in=round(pause.next_check - self.ctx.clock(), 1) if pause else None)
 
     def _today(self) -> str:
         return time.strftime("%Y-%m-%d", time.localtime(self.ctx.clock()))
