@@ -281,7 +281,7 @@ def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from transcribed.pipeline.job import publish_outputs
+    from transcribed.pipeline.publishing import publish_outputs
 
     loaded = shell.load_config(args)
     ledger = _open_for_change(loaded)

@@ -36,13 +36,14 @@ from transcribed.errors import (
     TransientApiError,
 )
 from transcribed.gladia.client import CreatedJob, GladiaClient, Stopped
-from transcribed.gladia.result import JobView, parse_job
+from transcribed.gladia.result import JobView
 from transcribed.gladia.retry import poll_deadline
 from transcribed.ledger import Entry, Ledger
+from transcribed.outputs.claim import FolderLocks
 from transcribed.outputs.hooks import hook_placeholders, run_hook
-from transcribed.outputs.publish import publish
 from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.prepare import MediaTools, is_part, part_key
+from transcribed.pipeline.publishing import publish_outputs
 from transcribed.pipeline.settled import inbox_root
 from transcribed.receiver import CallbackHub
 
@@ -80,6 +81,7 @@ class Context:
     lister: JobLister | None = None              # else: one shared job-list poll wakes finished jobs
     callback_secret: bytes = b""                 # derives each job's callback token from its attempt id
     started_at: float = 0.0                      # when this run began (wall clock)
+    output_locks: FolderLocks = field(default_factory=FolderLocks)   # one claim at a time per output folder
 
     def callback_token(self, attempt_id: str) -> str:
         return callback_token(self.callback_secret, attempt_id)
@@ -333,54 +335,14 @@ def publish_stored(ctx: Context, key: str, paths: Sequence[str] | None = None, *
                    view: JobView | None = None) -> Outcome:
     """Write outputs from the result (`view`, else the stored one) for every path of this content still in an
     inbox; mark done."""
-    written = publish_outputs(ctx.ledger, ctx.config, key, paths, crash=ctx.crash, view=view)
+    written = publish_outputs(ctx.ledger, ctx.config, key, paths, crash=ctx.crash, view=view,
+                              locks=ctx.output_locks)
     entry = ctx.ledger.get(key)
     if written is None or entry is None:
         return Outcome.SKIPPED
     if written or paths is None:
         _after_done(ctx, entry, written)
     return Outcome.DONE
-
-
-def publish_outputs(ledger: Ledger, config: Config, key: str, paths: Sequence[str] | None = None, *,
-                    crash: Callable[[str], None] | None = None, view: JobView | None = None) -> list[str] | None:
-    """Render the result of `key` (`view`, else the stored one) for each of its paths (or `paths`) still in an
-    inbox, write the outputs atomically, record them and mark the content done; return the output paths
-    written, or None when the ledger holds no result for it."""
-    entry = ledger.get(key)
-    if entry is None:
-        return None
-    if view is None:
-        body = ledger.load_result(key)
-        if body is None:
-            return None
-        view = parse_job(body)
-    outputs = dict(entry.outputs)
-    written: list[str] = []
-    for text in paths if paths is not None else entry.paths:
-        source = Path(text)
-        root = inbox_root(config, source)
-        if root is None or not source.exists():
-            continue
-        ours = {Path(p): digest for p, digest in outputs.items()}
-        report = publish(view, source, root, config.output, ours=ours,
-                         owner_of=functools.partial(_other_owner, ledger, key=key))
-        for path, reason in report.conflicts:
-            ledger.note_conflict(key, str(path), reason)
-            log.warning("output_conflict", output=str(path), reason=reason)
-        for path, digest in report.written.items():
-            outputs[str(path)] = digest
-            written.append(str(path))
-        log.info("transcript_written", source=str(source), outputs=sorted(str(p) for p in report.written))
-    if crash is not None:
-        crash("after_outputs")
-    ledger.mark_done(key, outputs)
-    return written
-
-
-def _other_owner(ledger: Ledger, path: Path, *, key: str) -> str | None:
-    owner = ledger.output_owner(str(path))
-    return owner if owner != key else None
 
 
 def _after_done(ctx: Context, entry: Entry, outputs: list[str]) -> None:
@@ -394,6 +356,8 @@ def _after_done(ctx: Context, entry: Entry, outputs: list[str]) -> None:
         root = inbox_root(ctx.config, source)
         if root is not None:
             moved = move_source(source, root, ctx.config.output.done_directory)
+            # Its outputs follow it: a new file arriving under the old name is new work, not a replacement.
+            ctx.ledger.move_outputs(str(source), str(moved))
             log.info("source_moved", to=str(moved))
 
 

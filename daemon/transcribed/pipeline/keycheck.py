@@ -100,6 +100,7 @@ class KeyCheck:
         self._pause: Pause | None = None
         self._checks = 0
         self._now = False
+        self._accepted: tuple[float, int] | None = None   # when the last pause ended, after how many checks
 
     @property
     def pause(self) -> Pause | None:
@@ -112,7 +113,10 @@ class KeyCheck:
             if self._pause is not None:
                 return False
             now = self._clock()
-            self._checks = 0
+            # Refused again soon after a check passed (the list accepts the key, the work does not): go on
+            # from where the last pause's schedule was, so the checks still grow apart.
+            recent = self._accepted is not None and now - self._accepted[0] < KEY_CHECK_CAP_SECONDS
+            self._checks = self._accepted[1] if recent and self._accepted is not None else 0
             self._now = False
             self._pause = Pause(KEY_REFUSED, now, now + self._delay())
             pause = self._pause
@@ -160,6 +164,7 @@ class KeyCheck:
                 return
             if verdict is True:
                 self._pause = None
+                self._accepted = (self._clock(), self._checks + 1)
                 self._checks = 0
             else:
                 self._checks += 1
