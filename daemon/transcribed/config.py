@@ -65,6 +65,7 @@ class GladiaConfig:
     poll_initial_seconds: float = 1.0
     poll_max_seconds: float = 30.0
     outage_probe_seconds: float = 60.0     # while the API keeps failing, one probe this often
+    key_check_seconds: float = 30.0        # first wait before checking a refused key again (grows to 10 min)
 
 
 @dataclass(frozen=True)
@@ -485,6 +486,7 @@ def _parse_gladia(s: _Section, environ: Mapping[str, str], path: Path | None, pr
         poll_initial_seconds=initial,
         poll_max_seconds=s.number("poll_max_seconds", 30.0, minimum=initial),
         outage_probe_seconds=s.number("outage_probe_seconds", 60.0, above=True),
+        key_check_seconds=s.number("key_check_seconds", 30.0, above=True, maximum=600),
     )
     s.finish()
     return config

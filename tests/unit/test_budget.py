@@ -151,7 +151,8 @@ def test_a_version_1_ledger_counts_its_jobs_as_spent(tmp_path: Path) -> None:
         ledger.mark_intent(content, "a1")
         ledger.mark_submitted(content, "job-1", "https://gladia.example/v2/pre-recorded/job-1")
     conn = sqlite3.connect(path)
-    conn.executescript("DROP TABLE spending; DROP TABLE holds; PRAGMA user_version = 1;")
+    conn.executescript("DROP TABLE spending; DROP TABLE holds; DROP INDEX outputs_by_source;"
+                       "ALTER TABLE outputs DROP COLUMN source; PRAGMA user_version = 1;")
     conn.close()
     with Ledger.open(path) as ledger:
         found = periods_at(time.time())

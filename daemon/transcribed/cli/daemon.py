@@ -369,12 +369,18 @@ class Daemon:
         interval = self.notifier.watchdog_interval
         tick = min(1.0, interval / 2) if interval else 1.0
         last_status = ""
+        sources = self._key_sources()
         try:
             while not self.stop.wait(tick):
                 if self.hang_at is not None and time.monotonic() >= self.hang_at:
                     self.stop.wait()          # test-only: a hung main loop sends no more WATCHDOG=1
                     break
                 self.notifier.watchdog_ping()
+                now_sources = self._key_sources()
+                if now_sources != sources and pool.paused:
+                    log.info("api_key_source_changed", action="reloading the config, then checking the key")
+                    self.reload_requested.set()
+                sources = now_sources
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
                     self._reload(pool, watcher)
@@ -447,8 +453,16 @@ class Daemon:
         if pool.ctx.folders is not None:
             pool.ctx.folders.reconfigure(self.config)
         log.info("config_reloaded", source=str(fresh.source) if fresh.source else None)
-        pool.resume()
+        pool.key_changed()     # while paused over a refused key: check the (maybe new) key at once
         self.notifier.ready_after_reload()
+
+    def _key_sources(self) -> tuple[tuple[int, int, int, int] | None, ...]:
+        """What the key is read from, as a cheap stat each (the systemd credential, gladia.api_key_file, the
+        config file): a change while paused over a refused key reloads the config and checks the key."""
+        paths = [self.config.gladia.api_key_file, self.config.source]
+        if self.environ.get("CREDENTIALS_DIRECTORY"):
+            paths.append(Path(self.environ["CREDENTIALS_DIRECTORY"]) / config.CREDENTIAL_NAME)
+        return tuple(_identity(path) for path in paths)
 
     def _on_first_signal(self, name: str) -> None:
         log.info("stop_requested", signal=name, drain_seconds=DRAIN_SECONDS,
@@ -467,6 +481,16 @@ def hook_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in environ.items() if name not in private}
 
 
+def _identity(path: Path | None) -> tuple[int, int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
 def _status_line(pool: Pool) -> str:
     snap = pool.snapshot()
     parts = [f"{snap.in_flight} in flight", f"{snap.queued} queued", f"{snap.done_today} done today"]
@@ -478,7 +502,7 @@ def _status_line(pool: Pool) -> str:
     if held:
         parts.append(f"{held} waiting for valid folder settings")
     if snap.paused:
-        parts.append(f"PAUSED: {snap.paused}")
+        parts.append(snap.paused)
     elif snap.api_down:
         parts.append("Gladia unreachable, probing every minute")
     if snap.last_error:

@@ -22,6 +22,7 @@ from transcribed.inbox.filters import NameFilter
 from transcribed.inbox.links import shown as shown_url
 from transcribed.ledger import Entry, Ledger, LedgerError, Usage
 from transcribed.pipeline import budget as budgets
+from transcribed.pipeline.keycheck import read_pause
 
 IN_FLIGHT = ("uploading", "uploaded", "submitted")
 
@@ -115,7 +116,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 (report["failures"] if entry.next_retry_at is None else report["retrying"]).append(_entry_json(entry))
             report["skipped"] = [_entry_json(e) for e in ledger.skipped(limit=50)]
             report["last_api_error"] = ledger.get_meta("last_api_error") or None
-            report["paused"] = (ledger.get_meta("paused_reason") or None) if pid else None
+            pause = read_pause(ledger) if pid else None
+            report["paused"] = pause.as_json() if pause else None
             if loaded.integrations.enabled:
                 report["integrations"] = {name: int(ledger.get_meta(f"integrations_{name}") or 0)
                                           for name in ("from_ledger", "new_jobs", "webhook_files")}
@@ -138,7 +140,7 @@ def _print_status(report: dict[str, Any]) -> None:
         order = ("done", "waiting", "discovered", "uploading", "uploaded", "submitted", "failed", "skipped")
         print("  " + " · ".join(f"{name} {counts[name]}" for name in order if counts.get(name)))
     if report["paused"]:
-        print(f"  PAUSED: {report['paused']}")
+        print(f"  {report['paused']['message']}")
     if report.get("integrations"):
         served = report["integrations"]
         print(f"  integrations: {served['from_ledger'] + served['new_jobs']} requests answered "
@@ -254,6 +256,8 @@ def _explain_state(loaded: Config, path: Path) -> list[str]:
     if entry is not None:
         assert ledger is not None
         lines += _explain_entry(entry, ledger)
+        if entry.state not in ("done", "skipped") and (entry.state != "failed" or entry.next_retry_at):
+            lines += _explain_pause(loaded, ledger)
         ledger.close()
         return lines
     if ledger is not None:
@@ -285,6 +289,16 @@ def _explain_state(loaded: Config, path: Path) -> list[str]:
         return [*lines, f"  still settling: taken once it has been quiet for {loaded.inbox.settle_seconds:g} s"]
     return [*lines, "  not seen yet: a running daemon takes it at the next event or rescan "
                     f"(every {loaded.inbox.rescan_seconds:g} s); `transcribed once` takes it now"]
+
+
+def _explain_pause(loaded: Config, ledger: Ledger) -> list[str]:
+    """The line that says the running daemon is paused (Gladia refused the key), if it is."""
+    from transcribed.cli.daemon import daemon_running
+
+    pause = read_pause(ledger) if daemon_running(loaded.ledger.path) else None
+    if pause is None:
+        return []
+    return [f"  {pause.describe()} (this file waits; it is not failed for it)"]
 
 
 def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:
@@ -324,7 +338,7 @@ def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from transcribed.inbox.folders import FolderSettings
-    from transcribed.pipeline.outputs import publish_outputs
+    from transcribed.pipeline.publishing import publish_outputs
 
     loaded = shell.load_config(args)
     folders = FolderSettings(loaded)

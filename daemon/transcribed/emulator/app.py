@@ -6,7 +6,7 @@
 Speaks the endpoints of API.md §1 (and the legacy /v2/transcription alias) over real HTTP/1.1 with
 keep-alive; uploads are streamed to disk, never held in memory. Transcripts are deterministic and marked
 "[emulated transcript]". Fault switches (Faults) break it on purpose; counters show what happened; both are
-reachable in-process and over HTTP under /_emulator/ (state, faults, reset), which need no key.
+reachable in-process and over HTTP under /_emulator/ (state, faults, reset, keys), which need no key.
 Stdlib only. This module sets up no logging, reads no environment and installs no signal handler.
 """
 
@@ -84,6 +84,7 @@ class Emulator:
         if problems:
             raise ValueError("; ".join(problems))
         self._settings = settings
+        self._api_keys = settings.api_keys
         self._events = events
         self._counters = Counters()
         self._faults = FaultBoard(faults or Faults(), settings.seed, ROUTE_KEYS)
@@ -115,7 +116,8 @@ class Emulator:
             routes = Routes(self._store, self._faults, self._counters, files_dir, self._public_base,
                             self._own_prefixes, self._settings.max_upload_bytes,
                             lambda job_id: self._notifier.webhook("transcription.created", job_id))
-            control = Control(self._state, self._change_faults_json, self._faults.as_json, self._counters.reset)
+            control = Control(self._state, self._change_faults_json, self._faults.as_json, self._counters.reset,
+                              self._set_keys_json)
             wiring = Wiring(routes, self._faults, self._counters, control, self._accepts_key, self._stop,
                             self._events)
             try:
@@ -187,9 +189,24 @@ class Emulator:
     def _accepts_key(self, key: str | None) -> bool:
         if not key:
             return False
-        if self._settings.api_keys is None:
+        keys = self._api_keys
+        if keys is None:
             return True
-        return any(hmac.compare_digest(key.encode(), known.encode()) for known in self._settings.api_keys)
+        return any(hmac.compare_digest(key.encode(), known.encode()) for known in keys)
+
+    def set_api_keys(self, keys: frozenset[str] | None) -> None:
+        """Accept only these keys from now on (None: any non-empty key), as when a key is revoked or
+        re-enabled; raise ValueError for an empty key."""
+        if keys is not None and not all(isinstance(key, str) and key for key in keys):
+            raise ValueError("api_keys must hold non-empty strings")
+        self._api_keys = keys
+
+    def _set_keys_json(self, body: dict[str, object]) -> dict[str, Any]:
+        keys = body.get("api_keys")
+        if keys is not None and not (isinstance(keys, list) and all(isinstance(key, str) for key in keys)):
+            raise ValueError("api_keys must be a list of strings, or null for any key")
+        self.set_api_keys(None if keys is None else frozenset(keys))
+        return {"keys": None if keys is None else len(keys)}
 
     def set_faults(self, **changes: object) -> None:
         """Change fault switches by name (see Faults), atomically; raise ValueError for unknown names or

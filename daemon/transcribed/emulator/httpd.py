@@ -46,6 +46,7 @@ class Control:
     change_faults: Callable[[dict[str, object]], dict[str, Any]]
     faults: Callable[[], dict[str, Any]]
     reset: Callable[[], None]
+    set_keys: Callable[[dict[str, object]], dict[str, Any]]   # {"api_keys": [...] or null}
 
 
 @dataclass
@@ -258,6 +259,11 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 if not isinstance(changes, dict):
                     raise ValueError("the body must be a JSON object of switch names and values")
                 return json_response(200, control.change_faults(changes))
+            if key == "POST /_emulator/keys":
+                changes = json.loads(raw or b"{}")
+                if not isinstance(changes, dict):
+                    raise ValueError('the body must be a JSON object: {"api_keys": [...]} or {"api_keys": null}')
+                return json_response(200, control.set_keys(changes))
             if key == "POST /_emulator/reset":
                 control.reset()
                 return json_response(200, {"counters": {}})

@@ -381,6 +381,19 @@ class GladiaClient:
         response.close()
         return response.status_code < 500
 
+    def check_key(self) -> bool | None:
+        """Check the key by itself with one cheap authenticated request (a one-item job list), not retried:
+        True when Gladia accepts it, False when it refuses it (401), None when the answer says neither
+        (unreachable, 5xx, 429, any other status)."""
+        try:
+            response = self._send("GET", "/v2/pre-recorded", params={"offset": "0", "limit": "1"}, probe=True)
+        except TransientApiError:
+            return None
+        response.close()
+        if response.status_code == 401:
+            return False
+        return True if 200 <= response.status_code < 300 else None
+
     def _record(self, *, ok: bool) -> None:
         if ok:
             if self.breaker.success():

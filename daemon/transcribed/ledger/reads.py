@@ -165,6 +165,14 @@ class LedgerReads:
             row = conn.execute("SELECT key FROM outputs WHERE path = ?", (encode_path(output_path),)).fetchone()
         return None if row is None else str(row[0])
 
+    def outputs_of_source(self, source: str) -> dict[str, tuple[str, str]]:
+        """Return the outputs recorded as written for the source path `source`: output path -> (content key
+        that wrote it, sha256 of what was written)."""
+        with self._reading() as conn:
+            rows = conn.execute("SELECT path, key, sha256 FROM outputs WHERE source = ?",
+                                (encode_path(source),)).fetchall()
+        return {decode_path(raw): (str(key), str(digest)) for raw, key, digest in rows}
+
     def pending(self, now: float | None = None) -> list[Entry]:
         """Unfinished work that is due, oldest first: discovered, uploading, uploaded, submitted, and failed
         entries whose retry time has come (`now` defaults to the clock); held ones are not due."""

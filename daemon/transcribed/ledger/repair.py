@@ -8,6 +8,7 @@ fresh copies every row that can still be read, table by table, from a scratch co
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import sqlite3
@@ -306,7 +307,9 @@ def _readable_rows(
     source: sqlite3.Connection, table: str, columns: tuple[str, ...]
 ) -> Iterator[tuple[int, tuple[object, ...]]]:
     """Yield (rowid, row) for every row that reads: forward by rowid until the first unreadable page, then
-    backward from the end until that point or the next unreadable page."""
+    backward from the end until that point or the next unreadable page, then row by row (a lookup per rowid)
+    across the gap between the two, since a scan stops at the first page it cannot read while a lookup only
+    needs the pages on its own path."""
     select = f"SELECT rowid, {', '.join(columns)} FROM {table}"  # noqa: S608 (constant names)
     seen: set[int] = set()
     for order in ("ASC", "DESC"):
@@ -315,11 +318,40 @@ def _readable_rows(
             # the step that hits the damaged page.
             for row in source.execute(f"{select} ORDER BY rowid {order}"):
                 if row[0] in seen:
-                    return
+                    break   # met the rows read the other way (or a damaged page read as the same row again)
                 seen.add(row[0])
                 yield row[0], tuple(row[1:])
         except sqlite3.Error:
             continue  # unreadable from here on in this direction: try the other end
+    yield from _lookups_across_the_gap(source, select, seen)
+
+
+GAP_MISSES = 1000   # consecutive rowids that do not read before the lookups give up (no end known)
+
+
+def _lookups_across_the_gap(source: sqlite3.Connection, select: str,
+                            seen: set[int]) -> Iterator[tuple[int, tuple[object, ...]]]:
+    """Look up, one rowid at a time, the rows between those the scans read (or, when the scans read nothing
+    past some point, until GAP_MISSES rowids in a row do not read)."""
+    ordered = sorted(seen)
+    gaps = [(low, high) for low, high in itertools.pairwise(ordered) if high - low > 1]
+    if gaps:
+        rowid, end = gaps[0][0] + 1, gaps[-1][1] - 1
+    else:
+        rowid, end = (ordered[-1] + 1 if ordered else 1), None
+    misses = 0
+    while rowid <= end if end is not None else misses < GAP_MISSES:
+        try:
+            row = source.execute(f"{select} WHERE rowid = ?", (rowid,)).fetchone()
+        except sqlite3.Error:
+            row = None
+        if row is None or rowid in seen:
+            misses += 1
+        else:
+            misses = 0
+            seen.add(rowid)
+            yield rowid, tuple(row[1:])
+        rowid += 1
 
 
 def fsync_directory(directory: Path) -> None:

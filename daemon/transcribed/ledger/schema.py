@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+READABLE_FROM = 2     # read-only commands (status, explain) read ledgers from this version on
 APPLICATION_ID = 0x54524E53  # "TRNS": tells our file apart from any other SQLite database
 
 STATES = ("discovered", "uploading", "uploaded", "submitted", "done", "failed", "skipped")
@@ -107,14 +108,17 @@ CREATE TABLE results (
 );
 
 -- Keyed by the content key, not the id: a record of what we wrote outlives `forget`, and the same bytes
--- seen again (a new id) still own their old outputs.
+-- seen again (a new id) still own their old outputs. `source` is the source path they were written for
+-- (NULL when unknown: written before version 3): new content at that path takes them over.
 CREATE TABLE outputs (
     path BLOB PRIMARY KEY NOT NULL,
     key TEXT NOT NULL,
     sha256 TEXT NOT NULL,
-    written_at REAL NOT NULL
+    written_at REAL NOT NULL,
+    source BLOB
 );
 CREATE INDEX outputs_by_key ON outputs (key);
+CREATE INDEX outputs_by_source ON outputs (source);
 
 CREATE TABLE conflicts (
     content INTEGER NOT NULL REFERENCES contents (id) ON DELETE CASCADE,
@@ -139,6 +143,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "paths": ("path", "content", "root", "device", "inode", "size", "mtime_ns", "seen_at"),
     "intents": ("attempt_id", "content", "job_id", "created_at", "closed_at"),
     "results": ("content", "body", "stored_at"),
+    # `source` (version 3) is left out: a damaged file kept aside may be version 1; salvaged rows go unknown.
     "outputs": ("path", "key", "sha256", "written_at"),
     "conflicts": ("content", "output_path", "reason", "noted_at"),
     "meta": ("name", "value"),
@@ -147,7 +152,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "holds": ("content", "kind", "reason", "held_at"),
 }
 # Migrations: MIGRATIONS[n] brings a version n-1 database to version n. Version 1 is SCHEMA itself.
-# Version 2 adds spending and holds; jobs created before it count as spent (their duration when known, in
+# Version 2 adds spending and holds (budget); jobs created before it count as spent (their duration when known, in
 # the local day of their create request).
 MIGRATIONS: dict[int, str] = {
     2: SPENDING + """
@@ -158,6 +163,16 @@ SELECT intents.attempt_id, intents.content, COALESCE(contents.duration, 0), cont
        strftime('%Y-%m', intents.created_at, 'unixepoch', 'localtime'),
        intents.created_at, intents.created_at
 FROM intents JOIN contents ON contents.id = intents.content WHERE intents.job_id IS NOT NULL;
+""",
+    # Outputs record the source path they were written for. A content seen at exactly one path wrote its
+    # outputs for that path; any other is left unknown (NULL), which keeps the old rules for those rows.
+    3: """
+ALTER TABLE outputs ADD COLUMN source BLOB;
+CREATE INDEX outputs_by_source ON outputs (source);
+UPDATE outputs SET source = (SELECT paths.path FROM paths JOIN contents ON contents.id = paths.content
+                             WHERE contents.key = outputs.key)
+ WHERE (SELECT COUNT(*) FROM paths JOIN contents ON contents.id = paths.content
+        WHERE contents.key = outputs.key) = 1;
 """,
 }
 
@@ -219,14 +234,15 @@ def ensure(conn: sqlite3.Connection) -> None:
 
 
 def check_version(conn: sqlite3.Connection) -> None:
-    """For a read-only connection: raise SchemaError unless the database is a current-version ledger."""
+    """For a read-only connection: raise SchemaError unless the database is a ledger whose version this program
+    reads (an older one that the running daemon has not migrated yet is read as it is)."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     application = int(conn.execute("PRAGMA application_id").fetchone()[0])
     if application != APPLICATION_ID:
         raise SchemaError(f"not a transcribed ledger (application_id {application})")
-    if version != SCHEMA_VERSION:
+    if not READABLE_FROM <= version <= SCHEMA_VERSION:
         raise SchemaError(
-            f"ledger schema version {version}, this program reads {SCHEMA_VERSION}",
+            f"ledger schema version {version}, this program reads {READABLE_FROM} to {SCHEMA_VERSION}",
             newer=version > SCHEMA_VERSION,
         )
 

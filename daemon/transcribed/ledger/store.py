@@ -20,7 +20,7 @@ import json
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -228,9 +228,30 @@ class Ledger(LedgerSpending):
             self._update(conn, key, "state = 'done', attempts = 0, next_retry_at = NULL, reason = NULL")
 
     @staticmethod
-    def _put_outputs(conn: sqlite3.Connection, key: str, outputs: Mapping[str, str], now: float) -> None:
-        conn.executemany("INSERT OR REPLACE INTO outputs (path, key, sha256, written_at) VALUES (?, ?, ?, ?)",
-                         [(encode_path(path), key, digest, now) for path, digest in outputs.items()])
+    def _put_outputs(conn: sqlite3.Connection, key: str, outputs: Mapping[str, str], now: float,
+                     source: str | None = None) -> None:
+        """Record `outputs` as written by `key` (for the source path `source`; None keeps the recorded one)."""
+        raw_source = encode_path(source) if source is not None else None
+        conn.executemany("INSERT INTO outputs (path, key, sha256, written_at, source) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT (path) DO UPDATE SET key = excluded.key, sha256 = excluded.sha256, "
+                         "written_at = excluded.written_at, source = COALESCE(excluded.source, outputs.source)",
+                         [(encode_path(path), key, digest, now, raw_source) for path, digest in outputs.items()])
+
+    def claim_outputs(self, key: str, source: str, outputs: Mapping[str, str], *,
+                      released: Sequence[str] = ()) -> None:
+        """In one transaction: record `outputs` (output path -> sha256, durable on disk) as written by `key`
+        for the source path `source`, and forget the records of `released` (stale outputs removed from disk).
+        The content's state is not changed (`mark_done` follows once every path has its outputs)."""
+        with self._writing() as conn:
+            self._put_outputs(conn, key, outputs, self._now(), source)
+            conn.executemany("DELETE FROM outputs WHERE path = ?", [(encode_path(path),) for path in released])
+
+    def move_outputs(self, source: str, moved_to: str) -> None:
+        """The source at `source` was moved to `moved_to` (output.after = "move"): the outputs written for it
+        now belong to the moved file, so new content arriving at `source` does not take them over."""
+        with self._writing() as conn:
+            conn.execute("UPDATE outputs SET source = ? WHERE source = ?", (encode_path(moved_to),
+                                                                           encode_path(source)))
 
     def adopt_done(self, key: str, path: str, outputs: Mapping[str, str], *, root: str = "",
                    device: int | None = None, inode: int | None = None, size: int | None = None,
@@ -248,7 +269,7 @@ class Ledger(LedgerSpending):
                 (key, size or 0, now, now)).lastrowid
             assert content is not None  # a rowid table always yields one
             self._put_path(conn, content, path, root, (device, inode, size, mtime_ns), now)
-            self._put_outputs(conn, key, outputs, now)
+            self._put_outputs(conn, key, outputs, now, path)
             self._update(conn, key, "state = 'done', attempts = 0, next_retry_at = NULL, reason = NULL")
             entry = load_one(conn, key)
         assert entry is not None  # just written in the same transaction

@@ -41,6 +41,7 @@ __all__ = [
     "move_source",
     "output_directory",
     "plan_outputs",
+    "remove_if_unchanged",
     "write_outputs",
 ]
 
@@ -195,6 +196,24 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> str:
                 temporary.unlink()
     _fsync_directory(directory)
     return hashlib.sha256(data).hexdigest()
+
+
+def remove_if_unchanged(path: Path, digest: str) -> bool:
+    """Remove the regular file `path` when it still holds exactly the bytes whose sha256 is `digest` (what
+    transcribed wrote); return True when it is gone (removed now, or already absent). A file edited since, a
+    symbolic link or a directory is left alone (False)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    if not stat.S_ISREG(info.st_mode) or _file_digest(path) != digest:
+        return False
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return True
+    _fsync_directory(path.parent)
+    return True
 
 
 def move_source(source: Path, inbox_root: Path, done_directory: Path) -> Path:

@@ -46,12 +46,13 @@ from transcribed.inbox.links import LinkError, is_link_key, link_key, read_link
 from transcribed.inbox.links import shown as shown_url
 from transcribed.ledger import Entry, Ledger
 from transcribed.media.probe import wav_probe
+from transcribed.outputs.claim import FolderLocks
 from transcribed.outputs.hooks import hook_placeholders, run_hook
 from transcribed.pipeline import skip
 from transcribed.pipeline.budget import HOLD_KIND, Budget, BudgetWait, reported_duration, reserve
 from transcribed.pipeline.lister import JobLister
-from transcribed.pipeline.outputs import publish_outputs
 from transcribed.pipeline.prepare import PART_MARK, MediaTools, is_part, part_key
+from transcribed.pipeline.publishing import publish_outputs
 from transcribed.pipeline.settled import inbox_root
 from transcribed.receiver import CallbackHub
 from transcribed.receiver.metrics import Metrics
@@ -96,6 +97,7 @@ class Context:
     budget: Budget | None = None                 # the audio budget (None: nothing counted, e.g. unit tests)
     metrics: Metrics | None = None               # counters for /metrics
     folders: FolderSettings | None = None        # per-folder settings (None: the main config for every file)
+    output_locks: FolderLocks = field(default_factory=FolderLocks)   # one claim at a time per output folder
 
     def callback_token(self, attempt_id: str) -> str:
         return callback_token(self.callback_secret, attempt_id)
@@ -453,7 +455,8 @@ def publish_stored(ctx: Context, key: str, paths: Sequence[str] | None = None, *
                    view: JobView | None = None) -> Outcome:
     """Write outputs from the result (`view`, else the stored one) for every path of this content still in an
     inbox; mark done."""
-    written = publish_outputs(ctx.ledger, ctx.config, key, paths, crash=ctx.crash, view=view, folders=ctx.folders)
+    written = publish_outputs(ctx.ledger, ctx.config, key, paths, crash=ctx.crash, view=view,
+                              locks=ctx.output_locks, folders=ctx.folders)
     entry = ctx.ledger.get(key)
     if written is None or entry is None:
         return Outcome.SKIPPED
@@ -473,6 +476,8 @@ def _after_done(ctx: Context, entry: Entry, outputs: list[str]) -> None:
         root = inbox_root(ctx.config, source)
         if root is not None:
             moved = move_source(source, root, ctx.config.output.done_directory)
+            # Its outputs follow it: a new file arriving under the old name is new work, not a replacement.
+            ctx.ledger.move_outputs(str(source), str(moved))
             log.info("source_moved", to=str(moved))
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from transcribed.errors import PermanentApiError, TransientApiError
+from transcribed.errors import AuthenticationError, PermanentApiError, TransientApiError
 from transcribed.gladia.client import GladiaClient, Stopped
 
 log = structlog.get_logger("transcribed.lister")
@@ -86,6 +86,8 @@ class JobLister:
                     found.add(job.id)
                     if found == waiting:
                         break
+        except AuthenticationError:
+            return    # the key was refused: the pool pauses and checks it; the list works again after
         except PermanentApiError as exc:
             log.warning("job_list_refused", error=exc.describe(), fallback="polling each job")
             with self._changed:

@@ -27,6 +27,7 @@ from transcribed.ledger import Entry
 from transcribed.pipeline import job
 from transcribed.pipeline.budget import HOLD_KIND
 from transcribed.pipeline.job import Context, Outcome
+from transcribed.pipeline.keycheck import KeyCheck, clear_pause
 from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.settled import has_outputs_for
 
@@ -93,15 +94,19 @@ class Pool:
         self._done_today = (self._today(), int(ctx.ledger.get_meta(f"done:{self._today()}") or 0))
         self._waiting = set(ctx.ledger.held(HOLD_KIND))
         self.budget_tick = 300.0     # the budget loop looks at the clock at least this often (seconds)
+        self.keys = KeyCheck(lambda: self.ctx.client, ctx.ledger, ctx.stop, on_accepted=self.resume,
+                             first=lambda: self.ctx.config.gladia.key_check_seconds, clock=ctx.clock, rng=ctx.rng)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start the identifier, the scheduler and the workers."""
+        """Start the identifier, the scheduler, the key check and the workers."""
+        clear_pause(self.ctx.ledger)    # an earlier run may have stopped while paused
         self._spawn("identify", self._identify_loop)
         self._spawn("schedule", self._schedule_loop)
         if self.ctx.budget is not None:
             self._spawn("budget", self._budget_loop)
+        self._spawn("key-check", self.keys.run)
         if self.ctx.hub is None:
             lister = JobLister(lambda: self.ctx.client, self.ctx.stop)
             self.ctx.lister = lister
@@ -118,6 +123,7 @@ class Pool:
         """Wait for every thread to end (after ctx.stop was set); return True when all did."""
         with self._lock:
             self._wake.notify_all()
+        self.keys.wake()
         for _ in range(self.ctx.config.workers.concurrency):
             with contextlib.suppress(queue.Full):
                 self._work.put_nowait((float("-inf"), next(self._counter), ""))   # wakes an idle worker
@@ -151,19 +157,29 @@ class Pool:
         return self._enqueue(entry)
 
     def resume(self) -> None:
-        """Lift a pause (the key was fixed by a reload)."""
+        """Lift a pause (Gladia accepts the key again): queue every waiting file; work already created is
+        polled from where the ledger left it, never created again."""
         with self._lock:
             self._paused = None
             self._resume.set()
             self._wake.notify_all()
         self.enqueue_pending()
 
+    def key_changed(self) -> None:
+        """The key may have changed (its file was rewritten, or a reload): while paused, check it at once."""
+        self.keys.check_now()
+
+    @property
+    def paused(self) -> bool:
+        return self.keys.pause is not None
+
     # ------------------------------------------------------------------------------------------ state
 
     def snapshot(self) -> Snapshot:
+        pause = self.keys.pause
         with self._lock:
             return Snapshot(len(self._running), len(self._queued) + len(self._intake), self._stats.done,
-                            self._done_today[1], self._stats.failed, self._paused,
+                            self._done_today[1], self._stats.failed, pause.describe() if pause else None,
                             self.ctx.client.breaker.is_open, self._last_error, len(self._waiting))
 
     def outcome_of(self, key: str) -> Outcome | None:
@@ -418,14 +434,15 @@ class Pool:
 
     def _pause(self, key: str) -> None:
         with self._lock:
-            first = self._paused is None
             self._paused = "Gladia refused the API key (401)"
             self._resume.clear()
             self._queued.discard(key)
-        if first:
-            log.error("api_key_rejected", action="all new work paused until the key is fixed: update the key, then "
-                                                "`systemctl reload transcribed` (SIGHUP) or restart")
-            self.ctx.ledger.set_meta("paused_reason", self._paused or "")
+        if self.keys.refused():
+            pause = self.keys.pause
+            log.error("api_key_rejected", action="new work paused; files wait, none is failed for it. The key is "
+                                                "checked again by itself at growing intervals, and at once when "
+                                                "its file changes or on `systemctl reload transcribed` (SIGHUP)",
+                      next_check_in=round(pause.next_check - self.ctx.clock(), 1) if pause else None)
 
     def _today(self) -> str:
         return time.strftime("%Y-%m-%d", time.localtime(self.ctx.clock()))
