@@ -296,6 +296,7 @@ class Daemon:
                           media=MediaTools.find(self.config.media))
         ledger.set_meta("daemon_pid", str(os.getpid()))
         ledger.set_meta("daemon_started", str(time.time()))
+        ledger.set_meta("paused_reason", "")     # a pause is this run's: a restart tries the key again
         pool = Pool(ctx)
         pool.start()
         log.info("daemon_started", mode="once" if once else "run", inboxes=[str(p) for p in self.config.inbox.paths],

@@ -123,11 +123,14 @@ class Pool:
         return keys
 
     def resume(self) -> None:
-        """Lift a pause (the key was fixed by a reload)."""
+        """Lift a pause (the key was fixed by a reload); `status` stops reporting it."""
         with self._lock:
+            was_paused = self._paused is not None
             self._paused = None
             self._resume.set()
             self._wake.notify_all()
+        if was_paused:
+            self.ctx.ledger.set_meta("paused_reason", "")
         self.enqueue_pending()
 
     # ------------------------------------------------------------------------------------------ state
