@@ -34,9 +34,12 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
 COPY --from=build /opt/transcribed /opt/transcribed
 COPY container/transcribed container/entrypoint container/healthcheck /usr/local/bin/
 COPY container/config.toml /usr/local/share/transcribed/config.toml
+# The default places of the config and the ledger lead to /config too, so a config that leaves out
+# ledger.path still keeps its ledger in the volume.
 RUN cd /usr/local/bin && mv entrypoint transcribed-entrypoint && mv healthcheck transcribed-healthcheck \
  && chmod 0755 transcribed transcribed-entrypoint transcribed-healthcheck \
- && mkdir -p /config /media
+ && mkdir -p /config /media \
+ && ln -s /config /var/lib/transcribed && ln -s /config /etc/transcribed
 
 # PUID/PGID: who the daemon runs as (and who owns what it writes). TZ: the local time of logs and "done today".
 ENV PUID=1000 PGID=1000 TZ=UTC TRANSCRIBED_CONFIG=/config/config.toml PYTHONUNBUFFERED=1

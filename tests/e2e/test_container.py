@@ -259,6 +259,10 @@ def test_a_first_start_with_the_secret_reads_the_key_from_it(
     assert "starter" in checked.stderr
     assert f'\napi_key_file = "{SECRET}"' in (config / "config.toml").read_text()
     assert "API key set" in checked.stdout
+    refused = podman("run", "--rm", "--env", "PUID=4321", "--volume", f"{config}:/config", "--volume",
+                     f"{key}:{SECRET}:ro", image, "transcribed", "config", "check", check=False)
+    assert refused.returncode == 78
+    assert f"{SECRET} cannot be read by PUID 4321" in refused.stderr
 
 
 def test_without_a_key_the_daemon_says_so_and_exits_78(podman: Podman, image: str, tmp_path: Path) -> None:
