@@ -223,11 +223,12 @@ def test_the_health_check_fails_when_the_daemon_is_not_running(
 
 def test_a_first_start_writes_a_starter_config_that_runs_with_the_emulator(
         podman: Podman, image: str, tmp_path: Path) -> None:
-    """`docker compose --profile try up try`: an empty /config, a media folder the engine just made (root's),
-    no key: the starter config is written and said so, and the daemon runs on it with the built-in emulator."""
+    """`docker compose --profile try up try`: an empty /config, a media folder of root's, no key: the starter
+    config is written and said so, and the daemon runs on it with the built-in emulator."""
     config, media = tmp_path / "config", tmp_path / "media"
     config.mkdir()
     media.mkdir()
+    (media / "README.txt").write_text("not media\n")
     name = podman.run("--env", f"PUID={PUID}", "--env", f"PGID={PGID}", "--volume", f"{config}:/config",
                       "--volume", f"{media}:/media", image, "transcribed", "run", "--emulator", "--config",
                       "/config/config.toml")
@@ -239,6 +240,8 @@ def test_a_first_start_writes_a_starter_config_that_runs_with_the_emulator(
     assert owners(starter) == (PUID, PGID)
     wait_until(lambda: "starter" in podman.logs(name), timeout=30, message="the starter announced")
     wait_until(lambda: owners(media) == (PUID, PGID), timeout=30, message="the media folder given to PUID")
+    assert owners(media / "README.txt") == (0, 0)           # the folder itself, not what is in it
+    wait_until(lambda: "gave the folder (not its contents)" in podman.logs(name), timeout=30, message="said so")
     wait_until(lambda: '"event": "watch_started"' in podman.logs(name), timeout=60, message="the inbox watched")
     source = media / "hello.wav"
     shutil.copyfile(make_wav(tmp_path / "hello.wav", seconds=1.0), source)    # as `cp` writes it
