@@ -203,14 +203,35 @@ def test_a_bad_key_pauses_everything_until_a_reload_fixes_it(tmp_path: Path, emu
     wait_until(lambda: daemon.saw("api_key_rejected"), message="the loud 401 error")
     rejected = [e for e in daemon.events() if e.get("event") == "api_key_rejected"]
     assert len(rejected) == 1
+    assert status(config)["paused"]["reason"] == "key_refused"
     key_file = tmp_path / "key"
     key_file.write_text(KEY)
     text = config.read_text().replace("[gladia]", f'[gladia]\napi_key_file = "{key_file}"')
     config.write_text(text)
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: all(s.with_suffix(".txt").exists() for s in sources), message="work resumed")
+    assert status(config)["paused"] is None
     assert daemon.stop() == 0
     assert_complete(sources)
+
+
+def test_a_restart_with_a_fixed_key_is_no_longer_reported_paused(tmp_path: Path, emulator: Emulator) -> None:
+    config, _, sources = setup(tmp_path, emulator, files=1)
+    daemon = DaemonProcess(config, tmp_path / "run.log", GLADIA_API_KEY="sk_wrong_key")
+    wait_until(lambda: status(config)["paused"], message="the pause in `status`")
+    assert daemon.stop() == 0
+    daemon = DaemonProcess(config, tmp_path / "run-again.log")
+    wait_until(lambda: sources[0].with_suffix(".txt").exists(), message="the file transcribed")
+    report = status(config)
+    assert report["running"] and report["paused"] is None
+    assert daemon.stop() == 0
+
+
+def status(config: Path) -> dict:
+    """What `transcribed status --json` reports."""
+    done = run_cli("status", "--json", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_outage_probes_about_once_per_interval_then_drains(tmp_path: Path, emulator: Emulator) -> None:
