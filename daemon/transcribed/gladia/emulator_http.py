@@ -12,13 +12,13 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qsl, urlsplit
 
-from transcribed.gladia.emulator_faults import Counters, FaultBoard
+from transcribed.gladia.emulator_faults import Counters, FaultBoard, RequestLog
 from transcribed.gladia.emulator_media import CHUNK_BYTES
 from transcribed.gladia.emulator_multipart import BodyTooLarge, MalformedBody, RequestBody
 from transcribed.gladia.emulator_routes import (
@@ -46,6 +46,7 @@ class Control:
     change_faults: Callable[[dict[str, object]], dict[str, Any]]
     faults: Callable[[], dict[str, Any]]
     reset: Callable[[], None]
+    requests: Callable[[], list[dict[str, Any]]] = list
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Wiring:
     accepts_key: Callable[[str | None], bool]
     stop: threading.Event
     events: Callable[[str, dict[str, Any]], None] | None
+    requests: RequestLog = field(default_factory=RequestLog)
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -177,6 +179,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         wiring = self.server.wiring
         started = time.monotonic()
+        received_at = time.time()
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         found = match(self.command, path)
@@ -212,6 +215,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 response.body = response.body[: max(1, len(response.body) // 2)]
                 wiring.counters.add(f"{route} truncated")
             self._send(response, route, body)
+        wiring.requests.add({"received_at": received_at, "answered_at": time.time(), "method": self.command,
+                             "route": route, "job_id": found[1].get("id") if found else None,
+                             "status": response.status if response else "dropped"})
         if wiring.events is not None:
             wiring.events("emulator_request", {"method": self.command, "route": route,
                                                "status": response.status if response else "dropped",
@@ -251,6 +257,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             raw = b"".join(iter(request.body.read, b""))
             if key == "GET /_emulator/state":
                 return json_response(200, control.state())
+            if key == "GET /_emulator/requests":
+                return json_response(200, {"requests": control.requests()})
             if key == "GET /_emulator/faults":
                 return json_response(200, control.faults())
             if key == "POST /_emulator/faults":
