@@ -221,8 +221,9 @@ class Emulator:
 
     def requests(self) -> list[dict[str, Any]]:
         """Return the request log, oldest first: one entry per API request (control routes excluded) with
-        received_at and answered_at (wall-clock seconds since the epoch), method, route (the counters' route
-        key), job_id (the path's id, or None) and status (or "dropped")."""
+        received_at and answered_at (when its answer was about to be written; wall-clock seconds since the
+        epoch), method, route (the counters' route key), job_id (the path's id, or None) and status (or
+        "dropped"). An entry is in the log before its answer leaves."""
         return self._requests.snapshot()
 
     def jobs(self) -> list[dict[str, object]]:

@@ -249,8 +249,8 @@ class Counters:
 
 
 class RequestLog:
-    """Every API request the emulator answered, in order: when it arrived and when its answer was written
-    (wall-clock seconds since the epoch), method, route key, the job id in the path (when any) and the
+    """Every API request the emulator answered, in order: when it arrived and when its answer was about to
+    be written (wall-clock seconds since the epoch), method, route key, the job id in the path (when any) and the
     status ("dropped" for a reset). A test-only inspection aid: it lets a test or benchmark check *when*
     requests came, which counters cannot show. Keeps the newest `limit` entries."""
 

@@ -206,6 +206,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         delay = wiring.faults.delay(route)
         if delay > 0 and wiring.stop.wait(delay):
             response = None  # stopping: the stalled request is cut off, not answered
+        # Logged before the answer goes out: once a client holds an answer, the log already shows it.
+        wiring.requests.add({"received_at": received_at, "answered_at": time.time(), "method": self.command,
+                             "route": route, "job_id": found[1].get("id") if found else None,
+                             "status": response.status if response else "dropped"})
         if response is None:
             wiring.counters.add(f"{route} dropped")
             self.close_connection = True
@@ -215,9 +219,6 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 response.body = response.body[: max(1, len(response.body) // 2)]
                 wiring.counters.add(f"{route} truncated")
             self._send(response, route, body)
-        wiring.requests.add({"received_at": received_at, "answered_at": time.time(), "method": self.command,
-                             "route": route, "job_id": found[1].get("id") if found else None,
-                             "status": response.status if response else "dropped"})
         if wiring.events is not None:
             wiring.events("emulator_request", {"method": self.command, "route": route,
                                                "status": response.status if response else "dropped",
