@@ -1,5 +1,6 @@
 """A 429 with Retry-After on job GETs holds every worker of the installed daemon off that route until the
-time is up, not only the worker that received it, and is logged once (issue 12, part 4)."""
+time is up, not only the worker that received it, and is logged once; the shared job-list poll keeps to
+a 429 on its route the same way (issue 12, part 4)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tests.integration.emulator_fixtures import sent_while_held
 from transcribed.gladia.emulator import Emulator
 
 GET = "GET /v2/pre-recorded/{id}"
+LIST = "GET /v2/pre-recorded"
 RETRY_AFTER = 3
 FILES = 4
 
@@ -27,22 +29,26 @@ def test_a_429_on_job_gets_holds_every_worker_off_the_route(tmp_path: Path, emul
         return {entry["job_id"] for entry in emulator.requests() if entry["route"] == GET}
 
     wait_until(lambda: len(polled_jobs()) == FILES, timeout=120, message="every job being polled")
-    emulator.set_faults(rate_limit_next={GET: 1}, retry_after_seconds=RETRY_AFTER)
+    emulator.set_faults(rate_limit_next={GET: 1, LIST: 1}, retry_after_seconds=RETRY_AFTER)
 
-    def through_after_the_limit() -> bool:
+    def through_after_the_limit(route: str) -> bool:
         log = emulator.requests()
-        limited = [entry["answered_at"] for entry in log if entry["route"] == GET and entry["status"] == 429]
-        return bool(limited) and any(entry["route"] == GET and entry["status"] == 200
+        limited = [entry["answered_at"] for entry in log if entry["route"] == route and entry["status"] == 429]
+        return bool(limited) and any(entry["route"] == route and entry["status"] == 200
                                      and entry["received_at"] > limited[0] + RETRY_AFTER for entry in log)
 
-    wait_until(through_after_the_limit, timeout=120, message="a job GET answered after the Retry-After window")
+    for route in (GET, LIST):
+        wait_until(lambda: through_after_the_limit(route), timeout=120,
+                   message=f"{route} answered after the Retry-After window")
     emulator.set_faults(hold_jobs=False)
     assert daemon.wait(120) == 0
     requests = emulator.requests()
-    assert sum(1 for entry in requests if entry["status"] == 429) == 1
+    assert sorted(entry["route"] for entry in requests if entry["status"] == 429) == [LIST, GET]
     assert sent_while_held(requests, GET, RETRY_AFTER) == []
+    assert sent_while_held(requests, LIST, RETRY_AFTER) == []
     episodes = [event for event in daemon.events() if event.get("event") == "api_rate_limited"]
-    assert len(episodes) == 1 and episodes[0]["route"] == GET and episodes[0]["wait"] == RETRY_AFTER
+    assert sorted(event["route"] for event in episodes) == [LIST, GET]       # once per route, not per worker
+    assert {event["wait"] for event in episodes} == {RETRY_AFTER}
     for source in sources:
         assert source.with_suffix(".txt").is_file()
     assert emulator.counters()["jobs_created"] == FILES

@@ -4,6 +4,7 @@ list falls back to polling."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -83,7 +84,9 @@ def test_a_refused_list_stops_the_lister_and_wakes_every_waiter() -> None:
     client = FakeClient()
     client.refuse = True
     stop = threading.Event()
-    lister = JobLister(lambda: client, stop, cadence=FAST)  # type: ignore[arg-type,return-value]
+    now = [0.0]
+    lister = JobLister(lambda: client, stop, cadence=FAST, clock=lambda: now[0],  # type: ignore[arg-type,return-value]
+                       fallback=30.0)
     lister.expect("a", 0.0)
     thread = threading.Thread(target=lister.run)
     thread.start()
@@ -91,6 +94,40 @@ def test_a_refused_list_stops_the_lister_and_wakes_every_waiter() -> None:
         assert lister.wait("a", 30.0) is True
         thread.join(10)
         assert not thread.is_alive() and lister.active is False and client.calls == 1
+        # From now on the job is polled by itself every `fallback` seconds, as without the list.
+        assert lister.wait("a", 0.01) is False
+        now[0] = 29.0
+        assert lister.wait("a", 0.01) is False
+        now[0] = 30.0
+        assert lister.wait("a", 0.01) is True
+        assert lister.wait("a", 0.01) is False
+        now[0] = 60.0
+        assert lister.wait("a", 0.01) is True
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_a_new_job_cuts_short_the_long_pause_left_by_an_old_one() -> None:
+    client = FakeClient()
+    stop = threading.Event()
+    shift = [0.0]
+    slow = ListCadence(floor=0.01, job_pace=0.01, share=1.0, job_ceiling=1000.0, settle=1e9, ceiling=1000.0)
+    lister = JobLister(lambda: client, stop, clock=lambda: time.monotonic() + shift[0],  # type: ignore[arg-type,return-value]
+                       cadence=slow)
+    lister.expect("old", 0.0)
+    shift[0] = 1000.0                                   # "old" has waited 1000 s: next list call in 1000 s
+    thread = threading.Thread(target=lister.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while client.calls < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.calls == 1
+        client.finished = ["new"]
+        lister.expect("new", 0.0)                       # a young job: looked for within the floor, not 1000 s
+        assert lister.wait("new", 30.0) is True
+        assert client.calls == 2
     finally:
         stop.set()
         thread.join(10)

@@ -6,7 +6,7 @@ young (less often as it ages), one list call answers for all of them, so the lis
 they ask, never more than once a second, and less often once every job is old. A job seen finished wakes
 its worker, which confirms it with one GET; per-job polling stays as a slow safety net. Used when callbacks
 are off. If the list is refused (an API without these filters), the lister stops, wakes every waiter, and
-workers fall back to polling each job.
+workers fall back to polling each job every `fallback` seconds (gladia.poll_max_seconds), as before.
 """
 
 from __future__ import annotations
@@ -61,11 +61,14 @@ class JobLister:
     """Thread-safe registry of jobs in flight, fed by one list poll. `wait` has the callback hub's shape."""
 
     def __init__(self, client: Callable[[], GladiaClient], stop: threading.Event, *,
-                 clock: Callable[[], float] = time.monotonic, cadence: ListCadence = ListCadence()) -> None:
+                 clock: Callable[[], float] = time.monotonic, cadence: ListCadence = ListCadence(),
+                 fallback: float = 30.0) -> None:
         self._client = client
         self._stop = stop
         self._clock = clock
         self._cadence = cadence
+        self._fallback = fallback
+        self._looks: dict[str, float] = {}    # once the list is refused: job id -> when its next GET is due
         self._changed = threading.Condition()
         self._expected: dict[str, tuple[float, float]] = {}   # job id -> (monotonic seen, wall created)
         self._finished: set[str] = set()
@@ -81,15 +84,29 @@ class JobLister:
         with self._changed:
             self._expected.pop(job_id, None)
             self._finished.discard(job_id)
+            self._looks.pop(job_id, None)
 
     def wait(self, job_id: str, timeout: float) -> bool:
-        """True when the list showed the job finished; False after `timeout` (time for a safety poll)."""
+        """True when the list showed the job finished (or, once the list was refused, when the job's own GET is
+        due); False after `timeout` (time for a safety poll)."""
         with self._changed:
+            if not self.active and job_id not in self._finished:
+                return self._fallback_due(job_id, timeout)
             self._changed.wait_for(lambda: job_id in self._finished or self._stop.is_set(), timeout)
             if job_id in self._finished:
                 self._finished.discard(job_id)
                 return True
             return False
+
+    def _fallback_due(self, job_id: str, timeout: float) -> bool:
+        """With the lock held, after the list was refused: wait up to `timeout` for the job's next GET."""
+        due = self._looks.setdefault(job_id, self._clock())
+        if self._clock() < due:
+            self._changed.wait(min(timeout, due - self._clock()))
+        if self._clock() < due:
+            return False
+        self._looks[job_id] = self._clock() + self._fallback
+        return True
 
     def run(self) -> None:
         """The list loop (a thread of the pool's); returns when stop is set or the list is refused.
@@ -128,7 +145,9 @@ class JobLister:
             log.warning("job_list_refused", error=exc.describe(), fallback="polling each job")
             with self._changed:
                 self.active = False
-                self._finished |= set(self._expected)   # wake every waiter once: it polls its job now
+                self._finished |= set(self._expected)   # wake every waiter once: it polls its job now ...
+                due = self._clock() + self._fallback     # ... and again every `fallback` seconds
+                self._looks.update((job, due) for job in self._expected)
                 self._changed.notify_all()
             return
         except (TransientApiError, Stopped):

@@ -83,7 +83,8 @@ class Pool:
         self._spawn("identify", self._identify_loop)
         self._spawn("schedule", self._schedule_loop)
         if self.ctx.hub is None:
-            lister = JobLister(lambda: self.ctx.client, self.ctx.stop)
+            lister = JobLister(lambda: self.ctx.client, self.ctx.stop,
+                               fallback=self.ctx.config.gladia.poll_max_seconds)
             self.ctx.lister = lister
             self._spawn("lister", lister.run)
         for number in range(self.ctx.config.workers.concurrency):
