@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 from tests.integration.emulator_fixtures import KEY, sent_while_held, wav
 
-from transcribed.gladia.client import GladiaClient
+from transcribed.gladia.client import GladiaClient, Stopped
 from transcribed.gladia.emulator import Emulator, EmulatorSettings
 
 __all__ = ["wav"]  # fixture used by name
@@ -70,3 +70,20 @@ def test_a_429_on_job_gets_holds_every_thread_but_not_other_routes(server: Emula
     episodes = [entry for entry in logs if entry["event"] == "api_rate_limited"]
     assert len(episodes) == 1 and episodes[0]["route"] == GET and episodes[0]["wait"] == RETRY_AFTER
     assert not [entry for entry in logs if entry["event"] == "api_retry" and entry["log_level"] != "debug"]
+
+
+def test_a_held_route_never_stalls_a_probe_and_a_stop_ends_the_wait(server: Emulator) -> None:
+    stop = threading.Event()
+    with GladiaClient(server.base_url, KEY, stop=stop) as client:
+        server.set_faults(rate_limit_next={LIST: 1}, retry_after_seconds=300)
+        with pytest.raises(Stopped):               # the caller's own retry waits on the stop event ...
+            stop_soon = threading.Timer(0.5, stop.set)
+            stop_soon.start()
+            try:
+                list(client.list_jobs())
+            finally:
+                stop_soon.join()
+        assert client.probe() is False             # ... and the scheduler's probe does not wait at all
+        with pytest.raises(Stopped):               # nor does any other caller, once stopping
+            list(client.list_jobs())
+    assert [entry["status"] for entry in server.requests()] == [429]

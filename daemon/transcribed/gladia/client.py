@@ -379,7 +379,7 @@ class GladiaClient:
 
     def probe(self) -> bool:
         """One cheap request (a one-item job list) that bypasses the circuit breaker; True if the API answered
-        (even with an error status below 500)."""
+        (even with an error status below 500). Never waits: False while a Retry-After holds the list route."""
         try:
             response = self._send("GET", "/v2/pre-recorded", params={"offset": "0", "limit": "1"}, probe=True)
         except TransientApiError:
@@ -401,7 +401,7 @@ class GladiaClient:
         """
         target = url if url.startswith(("http://", "https://")) else self.base_url + url
         route = urlsplit(target).path
-        self._through_gate(route_key(method, route))
+        self._through_gate(route_key(method, route), wait=not probe)
         if not probe and not self.breaker.allow():
             raise ApiUnavailableError("Gladia API unreachable; probing about once a minute", method=method,
                                       path=route)
@@ -431,9 +431,12 @@ class GladiaClient:
             return response
         raise PermanentApiError("too many redirects", method=method, path=route)
 
-    def _through_gate(self, route: str) -> None:
-        """Wait (on the stop event) until `route` is open: a Retry-After seen by any caller holds all."""
+    def _through_gate(self, route: str, *, wait: bool = True) -> None:
+        """Wait (on the stop event) until `route` is open: a Retry-After seen by any caller holds all.
+        Without `wait` (a probe, which must not stall its caller), raise TransientApiError instead."""
         while (left := self.gate.remaining(route)) > 0:
+            if not wait:
+                raise TransientApiError(f"{route} held for {left:.1f} s more (Retry-After)", path=route)
             self._wait(left)
 
     def _hold_route(self, route: str, response: httpx.Response) -> None:
