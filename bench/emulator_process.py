@@ -1,7 +1,7 @@
 """The Gladia emulator in a process of its own, for the benchmarks (its CPU and memory are not the client's).
 
     with EmulatorProcess(processing_seconds=0.0) as emulator:
-        emulator.base_url, emulator.counters(), emulator.jobs(), emulator.reset()
+        emulator.base_url, emulator.counters(), emulator.jobs(), emulator.requests(), emulator.reset()
 
 The child runs `transcribed.emulator.Emulator` with the given EmulatorSettings fields, prints its base
 URL on stdout and serves until its stdin closes (so it ends with the benchmark, even when the benchmark is
@@ -70,8 +70,16 @@ class EmulatorProcess:
         jobs: list[dict[str, Any]] = self.state()["jobs"]
         return jobs
 
+    def requests(self) -> list[dict[str, Any]]:
+        """GET /_emulator/requests: every API request, oldest first (received_at, answered_at, method, route,
+        job_id, status)."""
+        response = self._http.get(self.base_url + "/_emulator/requests")
+        response.raise_for_status()
+        entries: list[dict[str, Any]] = response.json()["requests"]
+        return entries
+
     def reset(self) -> None:
-        """Set every counter back to zero."""
+        """Set every counter back to zero and empty the request log."""
         self._http.post(self.base_url + "/_emulator/reset").raise_for_status()
 
     def stop(self) -> None:

@@ -261,3 +261,17 @@ def receiver() -> Iterator[Receiver]:
     running = Receiver().start()
     yield running
     running.stop()
+
+
+IN_FLIGHT_SLACK = 0.5
+"""Requests reaching the emulator this soon after a 429 was answered count as already in flight when the
+client read it (the hold cannot recall them); anything later inside the Retry-After window broke it."""
+
+
+def sent_while_held(requests: list[dict[str, Any]], route: str, retry_after: float) -> list[dict[str, Any]]:
+    """Given the emulator's request log, return the requests on `route` that arrived while a 429 on that
+    route still held it: later than IN_FLIGHT_SLACK after the 429's answer, earlier than `retry_after`
+    seconds after it (less 10 ms for the two processes' clocks)."""
+    answers = [entry["answered_at"] for entry in requests if entry["route"] == route and entry["status"] == 429]
+    return [entry for entry in requests if entry["route"] == route for answered in answers
+            if answered + IN_FLIGHT_SLACK < entry["received_at"] < answered + retry_after - 0.01]

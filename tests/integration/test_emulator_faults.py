@@ -174,3 +174,23 @@ def test_fault_decisions_are_reproducible_from_the_seed(emulator_factory: Callab
             outcomes.append([api.get("/v2/pre-recorded").status_code for _ in range(30)])
     assert outcomes[0] == outcomes[1]
     assert {200} < set(outcomes[0])
+
+
+def test_the_request_log_says_when_each_request_came_and_how_it_was_answered(emulator: Emulator,
+                                                                             api: httpx.Client) -> None:
+    emulator.set_faults(rate_limit_next={GET: 1}, retry_after_seconds=3)
+    missing = "/v2/pre-recorded/00000000-0000-0000-0000-000000000000"
+    before = datetime.now(UTC).timestamp()
+    assert [api.get(missing).status_code, api.get(missing).status_code, api.get("/v2/pre-recorded").status_code] \
+        == [429, 404, 200]
+    after = datetime.now(UTC).timestamp()
+    log = emulator.requests()
+    assert [(e["method"], e["route"], e["job_id"], e["status"]) for e in log] == [
+        ("GET", GET, missing.rsplit("/", 1)[1], 429), ("GET", GET, missing.rsplit("/", 1)[1], 404),
+        ("GET", LIST, None, 200)]
+    assert all(before <= e["received_at"] <= e["answered_at"] <= after for e in log)
+    assert [e["received_at"] for e in log] == sorted(e["received_at"] for e in log)
+    over_http = httpx.get(emulator.base_url + "/_emulator/requests").json()["requests"]
+    assert over_http == log                      # the control routes themselves are not logged
+    httpx.post(emulator.base_url + "/_emulator/reset").raise_for_status()
+    assert emulator.requests() == []

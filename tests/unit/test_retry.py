@@ -9,7 +9,16 @@ from itertools import islice
 
 import pytest
 
-from transcribed.gladia.retry import RetryPolicy, is_transient_status, parse_retry_after, poll_deadline, poll_intervals
+from transcribed.gladia.retry import (
+    RetryPolicy,
+    RouteGate,
+    hold_seconds,
+    is_transient_status,
+    parse_retry_after,
+    poll_deadline,
+    poll_intervals,
+    route_key,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -85,3 +94,51 @@ def test_circuit_opens_after_repeated_failures_and_allows_one_probe_a_minute() -
         sent += breaker.allow()
     assert 9 <= sent <= 11           # about one request a minute while down
     assert breaker.success() is True and not breaker.is_open and breaker.allow()
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    ("GET", "/v2/pre-recorded/3f1c-aa", "GET /v2/pre-recorded/{id}"),
+    ("GET", "/v2/pre-recorded/other-id/", "GET /v2/pre-recorded/{id}"),
+    ("GET", "/v2/pre-recorded", "GET /v2/pre-recorded"),
+    ("post", "/v2/pre-recorded", "POST /v2/pre-recorded"),
+    ("POST", "/v2/upload", "POST /v2/upload"),
+    ("DELETE", "/v2/pre-recorded/abc", "DELETE /v2/pre-recorded/{id}"),
+    ("GET", "/v2/pre-recorded/abc/file", "GET /v2/pre-recorded/{id}/{id}"),
+    ("GET", "/proxy/gladia/v2/transcription/abc", "GET /v2/transcription/{id}"),
+    ("GET", "/health", "GET /health"),
+])
+def test_a_route_is_the_method_and_path_template_never_the_job_id(method: str, path: str, expected: str) -> None:
+    assert route_key(method, path) == expected
+
+
+@pytest.mark.parametrize(("status", "retry_after", "expected"), [
+    (429, 2.0, 2.0),
+    (429, None, 1.0),          # a 429 always holds the route, briefly when it does not say for how long
+    (429, 0.0, 0.0),
+    (429, 1000.0, 300.0),      # capped as every Retry-After
+    (503, 5.0, 5.0),
+    (503, None, None),         # a plain 503 is an outage (the circuit breaker's business), not a "not before"
+    (500, 5.0, None),
+    (502, 5.0, None),
+    (200, 5.0, None),
+    (404, None, None),
+])
+def test_what_holds_a_whole_route(status: int, retry_after: float | None, expected: float | None) -> None:
+    assert hold_seconds(status, retry_after) == expected
+
+
+def test_the_gate_holds_one_route_for_every_caller_and_reports_each_episode_once() -> None:
+    now = [100.0]
+    gate = RouteGate(clock=lambda: now[0])
+    get, listing = "GET /v2/pre-recorded/{id}", "GET /v2/pre-recorded"
+    assert gate.remaining(get) == 0.0
+    assert gate.hold(get, 2.0) is True               # a new episode: log it
+    assert gate.hold(get, 1.0) is False              # an answer in flight meanwhile: same episode, end kept
+    assert gate.remaining(get) == 2.0 and gate.remaining(listing) == 0.0
+    now[0] = 101.5
+    assert gate.hold(get, 3.0) is False              # a later end extends the same episode
+    assert gate.remaining(get) == 3.0
+    now[0] = 104.5
+    assert gate.remaining(get) == 0.0
+    assert gate.hold(get, 2.0) is True               # the route had opened: a new episode
+    assert gate.hold(listing, 0.0) is False and gate.remaining(listing) == 0.0

@@ -6,7 +6,8 @@
 Speaks the endpoints of API.md §1 (and the legacy /v2/transcription alias) over real HTTP/1.1 with
 keep-alive; uploads are streamed to disk, never held in memory. Transcripts are deterministic and marked
 "[emulated transcript]". Fault switches (Faults) break it on purpose; counters show what happened; both are
-reachable in-process and over HTTP under /_emulator/ (state, faults, reset, keys), which need no key.
+reachable in-process and over HTTP under /_emulator/ (state, faults, reset, keys), which need no key. A
+request log (`requests()`, `GET /_emulator/requests`) says when each API request arrived and was answered.
 Stdlib only. This module sets up no logging, reads no environment and installs no signal handler.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from transcribed.emulator.faults import Counters, FaultBoard, Faults
+from transcribed.emulator.faults import Counters, FaultBoard, Faults, RequestLog
 from transcribed.emulator.httpd import Control, EmulatorServer, Wiring
 from transcribed.emulator.jobs import JobStore, Timing
 from transcribed.emulator.notify import Notifier, webhook_key
@@ -87,6 +88,7 @@ class Emulator:
         self._api_keys = settings.api_keys
         self._events = events
         self._counters = Counters()
+        self._requests = RequestLog()
         self._faults = FaultBoard(faults or Faults(), settings.seed, ROUTE_KEYS)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -116,10 +118,10 @@ class Emulator:
             routes = Routes(self._store, self._faults, self._counters, files_dir, self._public_base,
                             self._own_prefixes, self._settings.max_upload_bytes,
                             lambda job_id: self._notifier.webhook("transcription.created", job_id))
-            control = Control(self._state, self._change_faults_json, self._faults.as_json, self._counters.reset,
-                              self._set_keys_json)
+            control = Control(self._state, self._change_faults_json, self._faults.as_json, self.reset_counters,
+                              self._set_keys_json, self._requests.snapshot)
             wiring = Wiring(routes, self._faults, self._counters, control, self._accepts_key, self._stop,
-                            self._events)
+                            self._events, self._requests)
             try:
                 server = EmulatorServer((self._settings.host, self._settings.port), wiring)
             except OSError:
@@ -229,8 +231,16 @@ class Emulator:
         return self._counters.snapshot()
 
     def reset_counters(self) -> None:
-        """Set every counter back to zero."""
+        """Set every counter back to zero and empty the request log."""
         self._counters.reset()
+        self._requests.reset()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Return the request log, oldest first: one entry per API request (control routes excluded) with
+        received_at and answered_at (when its answer was about to be written; wall-clock seconds since the
+        epoch), method, route (the counters' route key), job_id (the path's id, or None) and status (or
+        "dropped"). An entry is in the log before its answer leaves."""
+        return self._requests.snapshot()
 
     def jobs(self) -> list[dict[str, object]]:
         """Return every job body as GET /v2/pre-recorded/{id} would, newest first."""

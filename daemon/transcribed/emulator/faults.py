@@ -246,3 +246,32 @@ class Counters:
         """Set every count back to zero."""
         with self._lock:
             self._counts.clear()
+
+
+class RequestLog:
+    """Every API request the emulator answered, in order: when it arrived and when its answer was about to
+    be written (wall-clock seconds since the epoch), method, route key, the job id in the path (when any) and the
+    status ("dropped" for a reset). A test-only inspection aid: it lets a test or benchmark check *when*
+    requests came, which counters cannot show. Keeps the newest `limit` entries."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._entries: list[dict[str, Any]] = []
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """Append one request's entry (dropping the oldest beyond the limit)."""
+        with self._lock:
+            self._entries.append(entry)
+            if len(self._entries) > self._limit:
+                del self._entries[: len(self._entries) - self._limit]
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Return a copy of every entry, oldest first."""
+        with self._lock:
+            return [dict(entry) for entry in self._entries]
+
+    def reset(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()

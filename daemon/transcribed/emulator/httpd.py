@@ -12,13 +12,13 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qsl, urlsplit
 
-from transcribed.emulator.faults import Counters, FaultBoard
+from transcribed.emulator.faults import Counters, FaultBoard, RequestLog
 from transcribed.emulator.media import CHUNK_BYTES
 from transcribed.emulator.multipart import BodyTooLarge, MalformedBody, RequestBody
 from transcribed.emulator.routes import (
@@ -47,6 +47,7 @@ class Control:
     faults: Callable[[], dict[str, Any]]
     reset: Callable[[], None]
     set_keys: Callable[[dict[str, object]], dict[str, Any]]   # {"api_keys": [...] or null}
+    requests: Callable[[], list[dict[str, Any]]] = list
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Wiring:
     accepts_key: Callable[[str | None], bool]
     stop: threading.Event
     events: Callable[[str, dict[str, Any]], None] | None
+    requests: RequestLog = field(default_factory=RequestLog)
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -178,6 +180,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         wiring = self.server.wiring
         started = time.monotonic()
+        received_at = time.time()
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         found = match(self.command, path)
@@ -204,6 +207,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         delay = wiring.faults.delay(route)
         if delay > 0 and wiring.stop.wait(delay):
             response = None  # stopping: the stalled request is cut off, not answered
+        # Logged before the answer goes out: once a client holds an answer, the log already shows it.
+        wiring.requests.add({"received_at": received_at, "answered_at": time.time(), "method": self.command,
+                             "route": route, "job_id": found[1].get("id") if found else None,
+                             "status": response.status if response else "dropped"})
         if response is None:
             wiring.counters.add(f"{route} dropped")
             self.close_connection = True
@@ -252,6 +259,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             raw = b"".join(iter(request.body.read, b""))
             if key == "GET /_emulator/state":
                 return json_response(200, control.state())
+            if key == "GET /_emulator/requests":
+                return json_response(200, {"requests": control.requests()})
             if key == "GET /_emulator/faults":
                 return json_response(200, control.faults())
             if key == "POST /_emulator/faults":

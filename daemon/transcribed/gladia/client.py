@@ -4,6 +4,8 @@ httpx errors and statuses are translated here, once, into TransientApiError / Pe
 AuthenticationError (errors.py); callers decide by type. Idempotent calls are retried per RetryPolicy;
 POST /v2/pre-recorded never is: `create_once` looks the attempt id up in the job list before re-posting.
 The key is sent only to the configured origin (redirects elsewhere never carry it) and never logged.
+A 429 (or a 503 with Retry-After) closes its route (method + path template) for the whole client: no
+request on it leaves until the time is up, whichever worker or poller asks (RouteGate).
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ from transcribed.gladia.result import JobView, parse_job
 from transcribed.gladia.retry import (
     CircuitBreaker,
     RetryPolicy,
+    RouteGate,
+    hold_seconds,
     is_transient_status,
     parse_retry_after,
     poll_intervals,
+    route_key,
 )
 
 log = structlog.get_logger(__name__)
@@ -137,6 +142,7 @@ class GladiaClient:
         """`observer(method, path, status)`, when given, is told of every answer (status None: none came)."""
         self._observer = observer
         self.breaker = breaker or CircuitBreaker(clock=clock)
+        self.gate = RouteGate(clock=clock)
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
         self._key = api_key
@@ -367,13 +373,16 @@ class GladiaClient:
                 delay = self._policy.next_delay(tries, self._clock() - started, exc.retry_after, self._rng)
                 if delay is None:
                     raise
-                log.info("api_retry", method=method, route=route, attempt=tries, status=exc.status or None,
-                         retry_in=round(delay, 2), error=exc.message)
+                # A rate limit is logged once per episode by the gate (api_rate_limited), not per caller.
+                held = hold_seconds(exc.status, exc.retry_after) is not None
+                (log.debug if held else log.info)("api_retry", method=method, route=route, attempt=tries,
+                                                  status=exc.status or None, retry_in=round(delay, 2),
+                                                  error=exc.message)
                 self._wait(delay)
 
     def probe(self) -> bool:
         """One cheap request (a one-item job list) that bypasses the circuit breaker; True if the API answered
-        (even with an error status below 500)."""
+        (even with an error status below 500). Never waits: False while a Retry-After holds the list route."""
         try:
             response = self._send("GET", "/v2/pre-recorded", params={"offset": "0", "limit": "1"}, probe=True)
         except TransientApiError:
@@ -408,6 +417,7 @@ class GladiaClient:
         """
         target = url if url.startswith(("http://", "https://")) else self.base_url + url
         route = urlsplit(target).path
+        self._through_gate(route_key(method, route), wait=not probe)
         if not probe and not self.breaker.allow():
             raise ApiUnavailableError("Gladia API unreachable; probing about once a minute", method=method,
                                       path=route)
@@ -432,6 +442,7 @@ class GladiaClient:
                 if self._observer is not None:
                     self._observer(method, route, None if response is None else response.status_code)
             self._record(ok=response.status_code < 500)
+            self._hold_route(route_key(method, urlsplit(target).path), response)
             if response.is_redirect and method in ("GET", "DELETE"):
                 location = response.headers.get("location", "")
                 response.close()
@@ -439,6 +450,22 @@ class GladiaClient:
                 continue
             return response
         raise PermanentApiError("too many redirects", method=method, path=route)
+
+    def _through_gate(self, route: str, *, wait: bool = True) -> None:
+        """Wait (on the stop event) until `route` is open: a Retry-After seen by any caller holds all.
+        Without `wait` (a probe, which must not stall its caller), raise TransientApiError instead."""
+        while (left := self.gate.remaining(route)) > 0:
+            if not wait:
+                raise TransientApiError(f"{route} held for {left:.1f} s more (Retry-After)", path=route)
+            self._wait(left)
+
+    def _hold_route(self, route: str, response: httpx.Response) -> None:
+        """Close `route` for every caller when the answer says "not before" (429, or 503 + Retry-After)."""
+        cap = self._policy.retry_after_cap
+        retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC), cap)
+        seconds = hold_seconds(response.status_code, retry_after, cap)
+        if seconds is not None and self.gate.hold(route, seconds):
+            log.warning("api_rate_limited", route=route, status=response.status_code, wait=round(seconds, 2))
 
     def _decode(self, response: httpx.Response, method: str, route: str) -> Any:
         """Return the JSON body of a 2xx response; raise the translated error for anything else."""

@@ -149,3 +149,68 @@ class CircuitBreaker:
                 self._next_probe = now + self.probe_interval
                 return True
             return False
+
+
+RATE_LIMIT_DEFAULT_SECONDS = 1.0
+"""How long a route is held after a 429 that carries no usable Retry-After."""
+
+
+def route_key(method: str, path: str) -> str:
+    """Given a request's method and URL path, return its route: the method and the path from `/v2/` on,
+    with every segment after the resource name as `{id}` ("GET /v2/pre-recorded/{id}"). A path prefix
+    before `/v2/` (a proxy's) is dropped, so every URL of one endpoint maps to one route."""
+    segments = [segment for segment in path.split("/") if segment]
+    if "v2" in segments:
+        segments = segments[segments.index("v2"):]
+        segments = segments[:2] + ["{id}"] * len(segments[2:])
+    return f"{method.upper()} /" + "/".join(segments)
+
+
+def hold_seconds(status: int, retry_after: float | None, cap: float = 300.0) -> float | None:
+    """Given an answer's status and its parsed Retry-After, return how long its whole route must stay
+    quiet (every caller in the process, not just this one), or None when the answer holds nothing back:
+    a 429 holds for Retry-After (RATE_LIMIT_DEFAULT_SECONDS without one), a 503 only when it says
+    Retry-After; never longer than `cap`."""
+    if status == 429:
+        wait = RATE_LIMIT_DEFAULT_SECONDS if retry_after is None else retry_after
+    elif status == 503 and retry_after is not None:
+        wait = retry_after
+    else:
+        return None
+    return max(0.0, min(cap, wait))
+
+
+class RouteGate:
+    """Per-route quiet periods after the API said "not before T" (a 429, or a 503 with Retry-After).
+
+    Gladia's limits are per account, so a Retry-After speaks to the whole process: `hold` closes the route
+    until then, and every sender asks `remaining` before it sends. Thread-safe; pure apart from the injected
+    clock (it never waits itself: the caller waits on its stop event).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._until: dict[str, float] = {}
+
+    def hold(self, route: str, seconds: float) -> bool:
+        """Close `route` for `seconds` from now (a later end already set is kept). Return True when this
+        starts a new episode (the route was open), so the caller logs it once, not once per worker."""
+        with self._lock:
+            now = self._clock()
+            until = self._until.get(route, now)
+            fresh = until <= now
+            self._until[route] = max(until, now + seconds)
+            return fresh and seconds > 0
+
+    def remaining(self, route: str) -> float:
+        """Seconds until `route` may be used again (0.0 when open)."""
+        with self._lock:
+            until = self._until.get(route)
+            if until is None:
+                return 0.0
+            left = until - self._clock()
+            if left <= 0:
+                del self._until[route]
+                return 0.0
+            return left

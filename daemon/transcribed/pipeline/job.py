@@ -406,6 +406,7 @@ def _poll_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Ou
         ctx.lister.expect(entry.job_id, entry.updated_at)
         notice = functools.partial(ctx.lister.wait, entry.job_id)
         look_now = True     # one GET at once: a short job may be done before the next list call
+        cap = 2 * cap       # the list is how finished jobs are seen; a job's own GET is the slow safety net
     try:
         view = ctx.client.wait(job, initial=gladia.poll_initial_seconds, cap=cap,
                                deadline=poll_deadline(entry.duration), notice=notice,

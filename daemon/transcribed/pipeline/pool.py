@@ -108,7 +108,8 @@ class Pool:
             self._spawn("budget", self._budget_loop)
         self._spawn("key-check", self.keys.run)
         if self.ctx.hub is None:
-            lister = JobLister(lambda: self.ctx.client, self.ctx.stop)
+            lister = JobLister(lambda: self.ctx.client, self.ctx.stop,
+                               fallback=self.ctx.config.gladia.poll_max_seconds)
             self.ctx.lister = lister
             self._spawn("lister", lister.run)
         for number in range(self.ctx.config.workers.concurrency):
