@@ -20,9 +20,7 @@ import json
 import os
 import select
 import socket
-import socketserver
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -46,6 +44,7 @@ from transcribed.receiver.contract import (
     route,
     webhook_paths,
 )
+from transcribed.receiver.listener import BoundedServer, Listener
 from transcribed.receiver.multipart import BadBody, save_field
 
 __all__ = ["Handlers", "IntegrationsServer"]
@@ -84,7 +83,7 @@ class _Settings:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: BoundedServer[_Settings]
     protocol_version = "HTTP/1.1"
     timeout = HEADER_SECONDS
 
@@ -275,95 +274,20 @@ def _json(status: int, body: dict[str, object]) -> Answer:
     return Answer(status, json.dumps(body).encode(), "application/json")
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, address: tuple[str, int], family: socket.AddressFamily, settings: _Settings) -> None:
-        self.address_family = family
-        self.settings = settings
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.setblocking(False)
-                request.send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
-        with self._open_lock:
-            self._open.add(request)
-        try:
-            super().process_request(request, client_address)
-        except RuntimeError:
-            self._done(request)
-            self.shutdown_request(request)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._done(request)
-
-    def _done(self, request: socket.socket) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        self._slots.release()
-
-    def close_connections(self) -> None:
-        with self._open_lock:
-            for connection in self._open:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.error("integration_server_error", exc_info=True)
-
-
-class IntegrationsServer:
+class IntegrationsServer(Listener[_Settings]):
     """`start` binds `config.listen` and serves on background threads; `stop` ends them all (idempotent)."""
 
     def __init__(self, config: IntegrationsConfig, inbox_paths: Sequence[Path], spool: Path,
                  handlers: Handlers) -> None:
-        self._host, self._port = config.address()
+        host, port = config.address()
         token = config.token.reveal() if config.token is not None else None
-        self._settings = _Settings(handlers, token, (*inbox_paths, *config.library_paths), config, spool)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def __repr__(self) -> str:
-        return f"IntegrationsServer(listen={self._host!r}:{self._port})"
+        self._spool = spool
+        super().__init__("integrations", host, port, _Handler,
+                         _Settings(handlers, token, (*inbox_paths, *config.library_paths), config, spool),
+                         max_connections=MAX_CONNECTIONS, error_event="integration_server_error")
 
     def start(self) -> None:
-        """Bind and serve; raise OSError when the address cannot be bound."""
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        self._settings.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
-        server = _Server((self._host, self._port), family, self._settings)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="integrations-server")
-        self._thread.start()
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        thread, self._thread = self._thread, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join()
-
-    @property
-    def address(self) -> tuple[str, int]:
-        server = self._server
-        if server is None:
-            raise RuntimeError("the integrations server is not started")
-        host, port = server.server_address[:2]
-        return str(host), int(port)
+        """Make the spool folder, then bind and serve; raise OSError when the address cannot be bound,
+        RuntimeError when already started."""
+        self._spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        super().start()

@@ -15,7 +15,6 @@ import contextlib
 import math
 import re
 import socket
-import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +24,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import structlog
+
+from transcribed.receiver.listener import BoundedServer, Listener
 
 log = structlog.get_logger(__name__)
 
@@ -180,13 +181,19 @@ class _DeadlineLines:
         self._raw.close()
 
 
+@dataclass(frozen=True)
+class _Settings:
+    metrics: Metrics
+    request_seconds: float
+
+
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: BoundedServer[_Settings]
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
         super().setup()
-        self._deadline = time.monotonic() + self.server.request_seconds
+        self._deadline = time.monotonic() + self.server.settings.request_seconds
         self.rfile = _DeadlineLines(self.rfile, self.connection, self._deadline)  # type: ignore[assignment]
 
     def handle(self) -> None:
@@ -203,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif self.command not in ("GET", "HEAD"):
                 self._answer(HTTPStatus.METHOD_NOT_ALLOWED, b"", allow="GET, HEAD")
             else:
-                body = self.server.metrics.exposition().encode("utf-8")
+                body = self.server.settings.metrics.exposition().encode("utf-8")
                 self._answer(HTTPStatus.OK, body, head=self.command == "HEAD")
         except (TimeoutError, OSError):
             return
@@ -227,76 +234,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.sendall(payload)
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], family: socket.AddressFamily, metrics: Metrics,
-                 request_seconds: float) -> None:
-        self.address_family = family
-        self.metrics = metrics
-        self.request_seconds = request_seconds
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.setblocking(False)
-                request.send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except RuntimeError:
-            self._slots.release()
-            self.shutdown_request(request)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.error("metrics_server_error", exc_info=True)
-
-
-class MetricsServer:
+class MetricsServer(Listener[_Settings]):
     """GET /metrics on `listen` ("host:port", IPv6 as "[::1]:9464"): `start` binds, `stop` ends every thread."""
 
     def __init__(self, metrics: Metrics, host: str, port: int, *, request_seconds: float = REQUEST_SECONDS) -> None:
-        self._metrics = metrics
-        self._host, self._port = host, port
-        self._request_seconds = request_seconds
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Bind and serve on a background thread; raise OSError when the address cannot be bound."""
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        server = _Server((self._host, self._port), family, self._metrics, self._request_seconds)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="metrics-server")
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and join the threads. Safe to call more than once."""
-        server, self._server = self._server, None
-        thread, self._thread = self._thread, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join()
-
-    @property
-    def address(self) -> tuple[str, int]:
-        server = self._server
-        if server is None:
-            raise RuntimeError("the metrics server is not started")
-        host, port = server.server_address[:2]
-        return str(host), int(port)
+        super().__init__("metrics", host, port, _Handler, _Settings(metrics, request_seconds),
+                         max_connections=MAX_CONNECTIONS, error_event="metrics_server_error")

@@ -15,12 +15,9 @@ sends can raise out of a handler. Tokens, paths and the webhook secret are never
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import socket
-import socketserver
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from transcribed.config import CallbackConfig
+from transcribed.receiver.listener import BoundedServer, Listener
 from transcribed.receiver.verify import (
     BodyError,
     Notice,
@@ -102,7 +100,7 @@ class _Writer(io.BufferedIOBase):
 class _Handler(BaseHTTPRequestHandler):
     """One request per connection; answers carry no body and no detail."""
 
-    server: _Server
+    server: BoundedServer[_Settings]
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
@@ -299,116 +297,35 @@ class _Handler(BaseHTTPRequestHandler):
         return str(address[0]) if isinstance(address, tuple) and address else "?"
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """A TCP server with a bounded number of handler threads, which `close_connections` can cut short."""
-
-    daemon_threads = False
-    block_on_close = True   # server_close joins every handler thread
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], family: socket.AddressFamily, settings: _Settings,
-                 max_connections: int) -> None:
-        self.address_family = family
-        self.settings = settings
-        self._slots = threading.BoundedSemaphore(max_connections)
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            log.info("callback_rejected", kind="unknown", reason="too_many_connections", status=503)
-            try:
-                request.setblocking(False)
-                request.send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            except OSError:
-                pass  # the client is gone or not reading: closing is all that is left
-            self.shutdown_request(request)
-            return
-        with self._open_lock:
-            self._open.add(request)
-        try:
-            super().process_request(request, client_address)
-        except RuntimeError:  # no thread could be started
-            self._done(request)
-            self.shutdown_request(request)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._done(request)
-
-    def _done(self, request: socket.socket) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        self._slots.release()
-
-    def close_connections(self) -> None:
-        """Cut every open connection (its handler sees end of input and returns)."""
-        with self._open_lock:
-            for connection in self._open:
-                with contextlib.suppress(OSError):  # already closed by its handler
-                    connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.error("callback_server_error", exc_info=True)
+def _refused() -> None:
+    log.info("callback_rejected", kind="unknown", reason="too_many_connections", status=503)
 
 
-class CallbackServer:
+class CallbackServer(Listener[_Settings]):
     """The receiver for one hub: `start` binds and serves on background threads, `stop` ends them all."""
 
     def __init__(self, hub: CallbackHub, config: CallbackConfig, *, wall_clock: Callable[[], float] = time.time,
                  request_seconds: float = REQUEST_SECONDS, max_connections: int = MAX_CONNECTIONS) -> None:
         """Raise ValueError when `config.listen` is not host:port or the webhook secret is not "whsec_..."."""
-        self._host, self._port = config.address()
+        host, port = config.address()
         key = svix_key(config.webhook_secret.reveal()) if config.webhook_secret is not None else None
         public_path = urlsplit(config.public_url).path.rstrip("/")
         prefixes = ("", public_path) if public_path else ("",)
-        self._settings = _Settings(hub, prefixes, config.max_body_bytes, key, wall_clock, request_seconds)
-        self._max_connections = max_connections
-        self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def __repr__(self) -> str:
-        return f"CallbackServer(listen={self._host!r}:{self._port})"
+        super().__init__("callback", host, port, _Handler,
+                         _Settings(hub, prefixes, config.max_body_bytes, key, wall_clock, request_seconds),
+                         max_connections=max_connections, error_event="callback_server_error",
+                         on_refused=_refused, backlog=128)
 
     def start(self) -> None:
         """Bind and serve; return once connections are accepted. Raise OSError when the address cannot be
         bound, RuntimeError when already started."""
-        with self._lock:
-            if self._server is not None:
-                raise RuntimeError("the callback server is already started")
-            family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-            server = _Server((self._host, self._port), family, self._settings, self._max_connections)
-            self._server = server
-            self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                            name="callback-server")
-            self._thread.start()
+        super().start()
         host, port = self.address
         log.info("callback_server_started", host=host, port=port)
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
         """Stop accepting, cut open connections, join every thread. Safe to call more than once."""
-        with self._lock:
-            server, self._server = self._server, None
-            thread, self._thread = self._thread, None
-            if server is None:
-                return
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-            if thread is not None:
-                thread.join()
-        log.info("callback_server_stopped")
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The bound (host, port); RuntimeError before `start`."""
-        server = self._server
-        if server is None:
-            raise RuntimeError("the callback server is not started")
-        host, port = server.server_address[:2]
-        return str(host), int(port)
+        stopped = super().stop()
+        if stopped:
+            log.info("callback_server_stopped")
+        return stopped
