@@ -196,3 +196,4 @@ def test_check_before_upload_and_what_a_waiting_file_says(ledger: Ledger) -> Non
         "waiting for next month's budget: 10 h used of 10 h")
     assert "more than the whole daily budget" in refusal_reason(BudgetRefused("day", 0.0, 3600.0, 7200.0))
     assert (hours(0), hours(180), hours(5400), hours(45000)) == ("0 h", "0.05 h", "1.5 h", "12.5 h")
+    assert (hours(7187), hours(7187, down=True), hours(35990, down=True)) == ("2 h", "1.99 h", "9.99 h")

@@ -13,6 +13,7 @@ lifts the holds when the period label changes.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,10 +54,14 @@ def _local_midnight(day: date) -> float:
     return time.mktime((day.year, day.month, day.day, 0, 0, 0, 0, 0, -1))
 
 
-def hours(seconds: float) -> str:
-    """Seconds as hours for people: "0.3 h", "2 h", "0.05 h"."""
+def hours(seconds: float, *, down: bool = False) -> str:
+    """Seconds as hours for people: "0.3 h", "2 h", "0.05 h"; `down` rounds toward zero (what is left of a
+    budget never reads as more than it is: 1.996 h left shows as "1.99 h", not "2 h")."""
     value = seconds / 3600.0
-    text = f"{value:.1f}" if value >= 10 else f"{value:.2f}" if value >= 0.01 or value == 0 else f"{value:.4f}"
+    digits = 1 if value >= 10 else 2 if value >= 0.01 or value == 0 else 4
+    if down and math.isfinite(value):
+        value = math.floor(value * 10**digits) / 10**digits
+    text = f"{value:.{digits}f}"
     return f"{text.rstrip('0').rstrip('.')} h"
 
 
@@ -140,10 +145,11 @@ def describe(report: dict[str, Any]) -> list[str]:
     def left(name: str, limit_name: str, period: str) -> str:
         if report[limit_name] is None:
             return f"no {period} limit"
-        return f"{hours(report[name])} left of {hours(report[limit_name])} {period}"
+        return f"{hours(report[name], down=True)} left of {hours(report[limit_name])} {period}"
 
+    jobs = report["jobs_created"]
     return [f"audio sent: {hours(report['today_seconds'])} today, {hours(report['month_seconds'])} this month, "
-            f"{hours(report['total_seconds'])} in all ({report['jobs_created']} jobs)",
+            f"{hours(report['total_seconds'])} in all ({jobs} job{'' if jobs == 1 else 's'})",
             f"budget: {left('today_left_seconds', 'daily_limit_seconds', 'daily')}; "
             f"{left('month_left_seconds', 'monthly_limit_seconds', 'monthly')}"]
 
