@@ -22,6 +22,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "outputs/subtitles": ("httpx", "watchdog", "sqlite3", "subprocess"),
     "gladia/retry": ("httpx", "watchdog", "sqlite3"),
     "gladia/client": ("transcribed.ledger", "transcribed.outputs", "transcribed.inbox", "watchdog"),
+    "gladia/transport": ("transcribed.ledger", "transcribed.outputs", "transcribed.inbox", "watchdog"),
     "inbox/": ("httpx", "transcribed.gladia", "transcribed.ledger"),
     "ledger/": ("httpx", "watchdog", "transcribed.gladia", "transcribed.pipeline", "transcribed.cli"),
     "media/": ("httpx", "watchdog", "structlog", "transcribed.gladia", "transcribed.ledger"),

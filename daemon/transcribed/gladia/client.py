@@ -1,17 +1,14 @@
-"""The Gladia v2 pre-recorded client: the only module that speaks HTTP to the API.
+"""The Gladia v2 pre-recorded client: the endpoints, over the one transport that speaks HTTP to the API.
 
-httpx errors and statuses are translated here, once, into TransientApiError / PermanentApiError /
-AuthenticationError (errors.py); callers decide by type. Idempotent calls are retried per RetryPolicy;
-POST /v2/pre-recorded never is: `create_once` looks the attempt id up in the job list before re-posting.
-The key is sent only to the configured origin (redirects elsewhere never carry it) and never logged.
-A 429 (or a 503 with Retry-After) closes its route (method + path template) for the whole client: no
-request on it leaves until the time is up, whichever worker or poller asks (RouteGate).
+Requests, retries, the per-route Retry-After gate and the translation of httpx errors into TransientApiError /
+PermanentApiError / AuthenticationError happen in `transport` (one boundary); callers decide by type.
+Idempotent calls are retried per RetryPolicy; POST /v2/pre-recorded never is: `create_once` looks the attempt
+id up in the job list before re-posting. The key is sent only to the configured origin and never logged.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import random
 import threading
@@ -20,15 +17,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urljoin, urlsplit
+from typing import Any
 
 import httpx
 import structlog
 
-from transcribed import __version__
 from transcribed.errors import (
-    ApiError,
     ApiUnavailableError,
     AuthenticationError,
     JobFailedError,
@@ -37,23 +31,18 @@ from transcribed.errors import (
     TransientApiError,
 )
 from transcribed.gladia.result import JobView, parse_job
-from transcribed.gladia.retry import (
-    CircuitBreaker,
-    RetryPolicy,
-    RouteGate,
-    hold_seconds,
-    is_transient_status,
-    parse_retry_after,
-    poll_intervals,
-    route_key,
-)
+from transcribed.gladia.retry import CircuitBreaker, RetryPolicy, RouteGate, poll_intervals
+from transcribed.gladia.transport import CountingReader, Transport, origin
+
+# Re-exported: Stopped is part of the client's contract (its waits raise it), and callers import it from here.
+from transcribed.gladia.transport import Stopped as Stopped
 
 log = structlog.get_logger(__name__)
 
 ATTEMPT_KEY = "transcribed_attempt"
-MAX_REDIRECTS = 5
 LIST_PAGE_SIZE = 100
 LIST_MAX_PAGES = 50
+
 
 
 @dataclass(frozen=True)
@@ -92,45 +81,11 @@ def _summary(item: object) -> JobSummary | None:
     return JobSummary(job_id, status, metadata if isinstance(metadata, dict) else None)
 
 
-class Stopped(Exception):
-    """The caller's stop event was set while waiting: the call can be resumed later."""
-
-
-class _CountingReader:
-    """A file wrapper httpx streams from: counts bytes for progress, aborts when `stop` is set."""
-
-    def __init__(self, handle: IO[bytes], progress: Callable[[int], None] | None,
-                 stop: threading.Event | None) -> None:
-        self._handle = handle
-        self._progress = progress
-        self._stop = stop
-        self.sent = 0
-
-    def read(self, size: int = -1) -> bytes:
-        if self._stop is not None and self._stop.is_set():
-            raise Stopped("upload interrupted by shutdown")
-        chunk = self._handle.read(size)
-        self.sent += len(chunk)
-        if self._progress is not None and chunk:
-            self._progress(self.sent)
-        return chunk
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if offset == 0 and whence == 0:
-            self.sent = 0
-        return self._handle.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._handle.tell()
-
-    def fileno(self) -> int:
-        return self._handle.fileno()
-
-
 class GladiaClient:
     """A client for one Gladia base URL and key. Thread-safe: share one between workers.
 
     Given `stop`, every wait (retry backoff, polling) is `stop.wait(t)` and raises Stopped when it is set.
+    A 429 (or a 503 with Retry-After) closes its route for the whole client, whichever worker or poller asks.
     """
 
     def __init__(self, base_url: str, api_key: str, *, request_timeout: float = 30.0,
@@ -140,26 +95,28 @@ class GladiaClient:
                  transport: httpx.BaseTransport | None = None, breaker: CircuitBreaker | None = None,
                  observer: Callable[[str, str, int | None], None] | None = None) -> None:
         """`observer(method, path, status)`, when given, is told of every answer (status None: none came)."""
-        self._observer = observer
-        self.breaker = breaker or CircuitBreaker(clock=clock)
-        self.gate = RouteGate(clock=clock)
-        self.base_url = base_url.rstrip("/")
-        self._origin = _origin(self.base_url)
-        self._key = api_key
-        self._policy = policy or RetryPolicy()
-        self._stop = stop or threading.Event()
-        self._rng = rng or random.Random()
-        self._clock = clock
-        self._request_timeout = httpx.Timeout(request_timeout)
-        self._upload_timeout = httpx.Timeout(request_timeout, read=upload_timeout, write=upload_timeout)
-        self._http = httpx.Client(
-            transport=transport, follow_redirects=False, timeout=self._request_timeout,
-            headers={"user-agent": f"transcribed/{__version__}", "x-gladia-version": f"transcribed/{__version__}"},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+        self._transport = Transport(
+            base_url, api_key, request_timeout=request_timeout, upload_timeout=upload_timeout,
+            policy=policy or RetryPolicy(), stop=stop or threading.Event(), rng=rng or random.Random(),
+            clock=clock, http_transport=transport, breaker=breaker or CircuitBreaker(clock=clock),
+            observer=observer)
+
+    @property
+    def base_url(self) -> str:
+        return self._transport.base_url
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The outage breaker (a reload hands it to the next client, so an outage is not forgotten)."""
+        return self._transport.breaker
+
+    @property
+    def gate(self) -> RouteGate:
+        return self._transport.gate
 
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
+
 
     def __enter__(self) -> GladiaClient:
         return self
@@ -182,17 +139,17 @@ class GladiaClient:
 
         def send() -> httpx.Response:
             with open(path, "rb") as handle:
-                reader = _CountingReader(handle, progress, self._stop)
+                reader = CountingReader(handle, progress, self._transport.stop)
                 files = {"audio": (name, reader, "application/octet-stream")}
-                return self._send("POST", "/v2/upload", files=files, timeout=self._upload_timeout)
+                return self._transport.send("POST", "/v2/upload", files=files, timeout=self._transport.upload_timeout)
 
-        body = self._retrying("POST", "/v2/upload", send)
+        body = self._transport.retrying("POST", "/v2/upload", send)
         return _upload_from(body)
 
     def create(self, request: Mapping[str, Any]) -> CreatedJob:
         """POST /v2/pre-recorded once (never retried here: a retry may pay twice). See create_once."""
-        response = self._send("POST", "/v2/pre-recorded", json=dict(request))
-        body = self._decode(response, "POST", "/v2/pre-recorded")
+        response = self._transport.send("POST", "/v2/pre-recorded", json=dict(request))
+        body = self._transport.decode(response, "POST", "/v2/pre-recorded")
         job_id, result_url = body.get("id") if isinstance(body, dict) else None, None
         if isinstance(body, dict):
             result_url = body.get("result_url")
@@ -215,7 +172,8 @@ class GladiaClient:
         metadata[ATTEMPT_KEY] = attempt_id
         body["custom_metadata"] = metadata
         since = since or datetime.now(UTC)
-        started = self._clock()
+        wire = self._transport
+        started = wire.clock()
         tries = 0
         while True:
             if look_first or tries > 0:
@@ -229,12 +187,12 @@ class GladiaClient:
             except ApiUnavailableError:
                 raise
             except TransientApiError as exc:
-                delay = self._policy.next_delay(tries, self._clock() - started, exc.retry_after, self._rng)
+                delay = wire.policy.next_delay(tries, wire.clock() - started, exc.retry_after, wire.rng)
                 log.warning("create_outcome_unknown", attempt_id=attempt_id, error=exc.describe(),
                             retry_in=None if delay is None else round(delay, 2))
                 if delay is None:
                     raise
-                self._wait(delay)
+                wire.wait(delay)
 
     def find_attempt(self, attempt_id: str, *, since: datetime | None = None) -> CreatedJob | None:
         """Return the job whose custom_metadata carries this attempt id, or None. Never trusts the server's
@@ -271,7 +229,8 @@ class GladiaClient:
         for _ in range(LIST_MAX_PAGES):
             if url is None:
                 return
-            body = self._retrying("GET", "/v2/pre-recorded", functools.partial(self._send, "GET", url, params=query))
+            send = functools.partial(self._transport.send, "GET", url, params=query)
+            body = self._transport.retrying("GET", "/v2/pre-recorded", send)
             if not isinstance(body, dict) or not isinstance(body.get("items"), list):
                 raise TransientApiError("job list answered without items", method="GET", path="/v2/pre-recorded")
             for raw in body["items"]:
@@ -279,7 +238,7 @@ class GladiaClient:
                 if summary is not None:
                     yield summary
             following = body.get("next")
-            url = following if isinstance(following, str) and _origin(following) == self._origin else None
+            url = following if isinstance(following, str) and origin(following) == self._transport.origin else None
             query = None
 
     def get(self, job_id: str, result_url: str | None = None) -> JobView:
@@ -288,7 +247,7 @@ class GladiaClient:
         A body that is not a valid job is reported as TransientApiError (it may be a truncated answer).
         """
         url = self._safe_result_url(job_id, result_url)
-        body = self._retrying("GET", "/v2/pre-recorded/{id}", lambda: self._send("GET", url))
+        body = self._transport.retrying("GET", "/v2/pre-recorded/{id}", lambda: self._transport.send("GET", url))
         try:
             return parse_job(body)
         except MalformedResultError as exc:
@@ -298,8 +257,8 @@ class GladiaClient:
     def delete(self, job_id: str) -> bool:
         """DELETE the job; return True when Gladia accepted (202), False when it was already gone (404)."""
         try:
-            self._retrying("DELETE", "/v2/pre-recorded/{id}",
-                           lambda: self._send("DELETE", f"/v2/pre-recorded/{job_id}"))
+            self._transport.retrying("DELETE", "/v2/pre-recorded/{id}",
+                                     lambda: self._transport.send("DELETE", f"/v2/pre-recorded/{job_id}"))
         except PermanentApiError as exc:
             if exc.status == 404:
                 return False
@@ -316,7 +275,7 @@ class GladiaClient:
         Transient failures keep polling; past `deadline` seconds raise
         TransientApiError (the job id stays valid: poll again later, never re-create).
         """
-        started = self._clock()
+        started = self._transport.clock()
         intervals = poll_intervals(cap, 1.0, cap) if notice else poll_intervals(initial, 1.5, cap)
         if notice is not None and not look_now:
             self._pause(next(intervals), notice)
@@ -334,7 +293,7 @@ class GladiaClient:
                     return view
                 if view.status == "error":
                     raise JobFailedError(job.id, view.error_code)
-            elapsed = self._clock() - started
+            elapsed = self._transport.clock() - started
             if elapsed >= deadline:
                 raise TransientApiError(f"job still not finished after {elapsed:.0f} s; will poll again later",
                                         method="GET", path="/v2/pre-recorded/{id}")
@@ -343,48 +302,23 @@ class GladiaClient:
     def _pause(self, seconds: float, notice: Callable[[float], bool] | None) -> None:
         """Wait between polls: `seconds`, cut short by a notice; raise Stopped when stopping."""
         if notice is None:
-            self._wait(seconds)
+            self._transport.wait(seconds)
             return
-        deadline = self._clock() + seconds
-        while not self._stop.is_set():
-            remaining = deadline - self._clock()
+        deadline = self._transport.clock() + seconds
+        while not self._transport.stop.is_set():
+            remaining = deadline - self._transport.clock()
             if remaining <= 0 or notice(min(remaining, 0.5)):
                 break
-        if self._stop.is_set():
+        if self._transport.stop.is_set():
             raise Stopped("stopping")
 
-    # ---------------------------------------------------------------------------------------------- plumbing
-
-    def _wait(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise Stopped("stopping")
-
-    def _retrying(self, method: str, route: str, send: Callable[[], httpx.Response]) -> Any:
-        """Run an idempotent call with retries; return the decoded JSON body (None when empty)."""
-        started = self._clock()
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                return self._decode(send(), method, route)
-            except ApiUnavailableError:
-                raise
-            except TransientApiError as exc:
-                delay = self._policy.next_delay(tries, self._clock() - started, exc.retry_after, self._rng)
-                if delay is None:
-                    raise
-                # A rate limit is logged once per episode by the gate (api_rate_limited), not per caller.
-                held = hold_seconds(exc.status, exc.retry_after) is not None
-                (log.debug if held else log.info)("api_retry", method=method, route=route, attempt=tries,
-                                                  status=exc.status or None, retry_in=round(delay, 2),
-                                                  error=exc.message)
-                self._wait(delay)
+    # ---------------------------------------------------------------------------------------------- checks
 
     def probe(self) -> bool:
         """One cheap request (a one-item job list) that bypasses the circuit breaker; True if the API answered
         (even with an error status below 500). Never waits: False while a Retry-After holds the list route."""
         try:
-            response = self._send("GET", "/v2/pre-recorded", params={"offset": "0", "limit": "1"}, probe=True)
+            response = self._transport.send("GET", "/v2/pre-recorded", params={"offset": "0", "limit": "1"}, probe=True)
         except TransientApiError:
             return False
         response.close()
@@ -395,7 +329,7 @@ class GladiaClient:
         True when Gladia accepts it, False when it refuses it (401), None when the answer says neither
         (unreachable, 5xx, 429, any other status)."""
         try:
-            response = self._send("GET", "/v2/pre-recorded", params={"offset": "0", "limit": "1"}, probe=True)
+            response = self._transport.send("GET", "/v2/pre-recorded", params={"offset": "0", "limit": "1"}, probe=True)
         except TransientApiError:
             return None
         response.close()
@@ -403,118 +337,11 @@ class GladiaClient:
             return False
         return True if 200 <= response.status_code < 300 else None
 
-    def _record(self, *, ok: bool) -> None:
-        if ok:
-            if self.breaker.success():
-                log.warning("api_back", base_url=self.base_url)
-        elif self.breaker.failure():
-            log.error("api_down", base_url=self.base_url, probe_every=self.breaker.probe_interval)
-
-    def _send(self, method: str, url: str, *, probe: bool = False, **kwargs: Any) -> httpx.Response:
-        """Send one request (following same-origin GET/DELETE redirects by hand so the key never leaves).
-
-        Translate transport failures into TransientApiError; return the final response unread-checked.
-        """
-        target = url if url.startswith(("http://", "https://")) else self.base_url + url
-        route = urlsplit(target).path
-        self._through_gate(route_key(method, route), wait=not probe)
-        if not probe and not self.breaker.allow():
-            raise ApiUnavailableError("Gladia API unreachable; probing about once a minute", method=method,
-                                      path=route)
-        for _ in range(MAX_REDIRECTS + 1):
-            headers = {"x-gladia-key": self._key} if _origin(target) == self._origin else {}
-            response = None
-            try:
-                response = self._http.request(method, target, headers=headers, **kwargs)
-            except Stopped:
-                raise
-            except httpx.TimeoutException as exc:
-                self._record(ok=False)
-                raise TransientApiError(f"timed out ({exc.__class__.__name__})", method=method, path=route,
-                                        body_sent=not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)) \
-                    from None
-            except httpx.TransportError as exc:
-                self._record(ok=False)
-                sent = not isinstance(exc, httpx.ConnectError)
-                raise TransientApiError(f"connection failed ({exc.__class__.__name__})", method=method,
-                                        path=route, body_sent=sent) from None
-            finally:
-                if self._observer is not None:
-                    self._observer(method, route, None if response is None else response.status_code)
-            self._record(ok=response.status_code < 500)
-            self._hold_route(route_key(method, urlsplit(target).path), response)
-            if response.is_redirect and method in ("GET", "DELETE"):
-                location = response.headers.get("location", "")
-                response.close()
-                target = urljoin(target, location)
-                continue
-            return response
-        raise PermanentApiError("too many redirects", method=method, path=route)
-
-    def _through_gate(self, route: str, *, wait: bool = True) -> None:
-        """Wait (on the stop event) until `route` is open: a Retry-After seen by any caller holds all.
-        Without `wait` (a probe, which must not stall its caller), raise TransientApiError instead."""
-        while (left := self.gate.remaining(route)) > 0:
-            if not wait:
-                raise TransientApiError(f"{route} held for {left:.1f} s more (Retry-After)", path=route)
-            self._wait(left)
-
-    def _hold_route(self, route: str, response: httpx.Response) -> None:
-        """Close `route` for every caller when the answer says "not before" (429, or 503 + Retry-After)."""
-        cap = self._policy.retry_after_cap
-        retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC), cap)
-        seconds = hold_seconds(response.status_code, retry_after, cap)
-        if seconds is not None and self.gate.hold(route, seconds):
-            log.warning("api_rate_limited", route=route, status=response.status_code, wait=round(seconds, 2))
-
-    def _decode(self, response: httpx.Response, method: str, route: str) -> Any:
-        """Return the JSON body of a 2xx response; raise the translated error for anything else."""
-        status = response.status_code
-        try:
-            raw = response.read()
-        except httpx.HTTPError:
-            raise TransientApiError("connection lost while reading the answer", status=status, method=method,
-                                    path=route, body_sent=True) from None
-        if 200 <= status < 300:
-            if not raw.strip():
-                return None
-            try:
-                return json.loads(raw)
-            except ValueError:
-                raise TransientApiError("answer is not valid JSON (truncated?)", status=status, method=method,
-                                        path=route, body_sent=True) from None
-        raise _translate(status, raw, response.headers.get("retry-after"), method, route)
-
     def _safe_result_url(self, job_id: str, result_url: object) -> str:
         """Use Gladia's result_url only when it is on our origin; else build it (the key stays home)."""
-        if isinstance(result_url, str) and _origin(result_url) == self._origin:
+        if isinstance(result_url, str) and origin(result_url) == self._transport.origin:
             return result_url
         return f"{self.base_url}/v2/pre-recorded/{job_id}"
-
-
-def _translate(status: int, raw: bytes, retry_after: str | None, method: str, route: str) -> ApiError:
-    """Turn a non-2xx answer into the matching error, with Gladia's envelope fields when present."""
-    message, request_id, validation = f"HTTP {status}", None, None
-    try:
-        body = json.loads(raw) if raw else None
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        if isinstance(body.get("message"), str):
-            message = body["message"][:500]
-        if isinstance(body.get("request_id"), str):
-            request_id = body["request_id"][:64]
-        errors = body.get("validation_errors")
-        if isinstance(errors, list):
-            validation = [str(e)[:300] for e in errors[:20]]
-    fields: dict[str, Any] = {"status": status, "request_id": request_id, "validation_errors": validation,
-                              "method": method, "path": route}
-    if status == 401:
-        return AuthenticationError(message, **fields)
-    if is_transient_status(status):
-        wait = parse_retry_after(retry_after, datetime.now(UTC))
-        return TransientApiError(message, retry_after=wait, body_sent=True, **fields)
-    return PermanentApiError(message, **fields)
 
 
 def _upload_from(body: object) -> Upload:
@@ -523,7 +350,3 @@ def _upload_from(body: object) -> Upload:
     metadata = body.get("audio_metadata")
     return Upload(body["audio_url"], metadata if isinstance(metadata, dict) else {})
 
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()

@@ -1,9 +1,10 @@
-"""Workers, queue, identification, drain and shutdown.
+"""Workers, queue, drain and shutdown.
 
-Files handed on by the watcher are identified (stat fast path, else a fingerprint of the bytes) and recorded
-in the ledger; unfinished contents go to a bounded queue, oldest first; `workers.concurrency` workers carry
-them through job.run. A copy or rename of finished content gets its outputs from the stored result, with no
-new job. The first stop drains: no new files are taken and in-flight steps stop at a resumable point.
+Files handed on by the watcher are identified on one thread (`identify`: stat fast path, else a fingerprint of
+the bytes) and recorded in the ledger; unfinished contents go to a bounded queue, oldest first;
+`workers.concurrency` workers carry them through job.run. A refused key pauses the workers until the key check
+accepts it again. Files waiting for the audio budget or for valid folder settings are kept by `holds`.
+The first stop drains: no new files are taken and in-flight steps stop at a resumable point.
 """
 
 from __future__ import annotations
@@ -20,21 +21,18 @@ from pathlib import Path
 
 import structlog
 
-from transcribed.fingerprint import fingerprint
 from transcribed.inbox import ReadyFile
-from transcribed.inbox.links import LinkError, is_link, link_key, read_link
 from transcribed.ledger import Entry
 from transcribed.pipeline import job
-from transcribed.pipeline.budget import HOLD_KIND
+from transcribed.pipeline.holds import HELD_RECHECK_SECONDS, BudgetHolds, FolderHolds, Held
+from transcribed.pipeline.identify import Identifier
 from transcribed.pipeline.job import Context, Outcome
 from transcribed.pipeline.keycheck import KeyCheck, clear_pause
 from transcribed.pipeline.lister import JobLister
-from transcribed.pipeline.settled import has_outputs_for
 
 log = structlog.get_logger("transcribed.pool")
 
 TERMINAL = ("done", "failed", "skipped")
-HELD_RECHECK_SECONDS = 2.0     # files held by invalid folder settings: how often the settings are looked at
 
 
 @dataclass
@@ -50,21 +48,10 @@ class Snapshot:
     waiting: int = 0        # files held for the audio budget
 
 
-@dataclass(frozen=True)
-class _Held:
-    """A file held back by invalid folder settings: not read yet (`ready`), or recorded content (`key`)."""
-
-    path: Path
-    problems: tuple[str, ...]
-    ready: ReadyFile | None
-    key: str | None
-
-
 @dataclass
 class _Stats:
     done: int = 0
     failed: int = 0
-    hashed: int = 0
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
 
@@ -90,10 +77,10 @@ class Pool:
         self._stats = _Stats()
         self._threads: list[threading.Thread] = []
         self._last_error: str | None = None
-        self._held: dict[str, _Held] = {}
+        self._folder_holds = FolderHolds()
         self._done_today = (self._today(), int(ctx.ledger.get_meta(f"done:{self._today()}") or 0))
-        self._waiting = set(ctx.ledger.held(HOLD_KIND))
-        self.budget_tick = 300.0     # the budget loop looks at the clock at least this often (seconds)
+        self._budget_holds = BudgetHolds(ctx.ledger, ctx.stop, on_lifted=self.enqueue_pending)
+        self._identifier = Identifier(ctx, self._folder_holds, self._enqueue)
         self.keys = KeyCheck(lambda: self.ctx.client, ctx.ledger, ctx.stop, on_accepted=self.resume,
                              first=lambda: self.ctx.config.gladia.key_check_seconds, clock=ctx.clock, rng=ctx.rng)
 
@@ -104,8 +91,9 @@ class Pool:
         clear_pause(self.ctx.ledger)    # an earlier run may have stopped while paused
         self._spawn("identify", self._identify_loop)
         self._spawn("schedule", self._schedule_loop)
-        if self.ctx.budget is not None:
-            self._spawn("budget", self._budget_loop)
+        budget = self.ctx.budget
+        if budget is not None:
+            self._spawn("budget", lambda: self._budget_holds.run(budget))
         self._spawn("key-check", self.keys.run)
         if self.ctx.hub is None:
             lister = JobLister(lambda: self.ctx.client, self.ctx.stop,
@@ -181,7 +169,7 @@ class Pool:
         with self._lock:
             return Snapshot(len(self._running), len(self._queued) + len(self._intake), self._stats.done,
                             self._done_today[1], self._stats.failed, pause.describe() if pause else None,
-                            self.ctx.client.breaker.is_open, self._last_error, len(self._waiting))
+                            self.ctx.client.breaker.is_open, self._last_error, self._budget_holds.waiting)
 
     def outcome_of(self, key: str) -> Outcome | None:
         with self._lock:
@@ -189,7 +177,7 @@ class Pool:
 
     @property
     def hashed(self) -> int:
-        return self._stats.hashed
+        return self._identifier.hashed
 
     # ------------------------------------------------------------------------------------------ threads
 
@@ -212,114 +200,27 @@ class Pool:
 
     def identify(self, ready: ReadyFile) -> str | None:
         """Record a complete file in the ledger and queue its content when there is work to do; return the
-        content key when it was queued (or is already queued or running), else None.
-
-        A file whose folder settings (.transcribed.toml) are invalid is held, unread, until they are fixed.
-        The content key is the file's fingerprint (a link file's: its normalised URL), plus a digest of the
-        request parameters when its folder's settings change them (see folders.Effective.request_tag)."""
-        ledger = self.ctx.ledger
-        path = str(ready.path)
-        key = ledger.lookup_stat(path, ready.device, ready.inode, ready.size, ready.mtime_ns)
-        if key is not None:
-            known = ledger.get(key)
-            if known is not None and path in known.paths and known.state in ("done", "skipped") \
-                    and (known.state == "skipped" or has_outputs_for(self.ctx.config, known.outputs, path)):
-                return None   # the restart fast path: a stat and a read, no write, no hash
-        effective = job.settings_for(self.ctx, ready.path)
-        if not effective.valid:
-            self._hold(ready.path, effective.problems, ready=ready)
-            return None
-        if key is None:
-            key = self._key_of(ready)
-            if key is None:
-                return None
-            key = effective.content_key(key)
-        entry, created = ledger.record_seen(key, path, str(ready.root), ready.device, ready.inode, ready.size,
-                                            ready.mtime_ns)
-        if created:
-            log.info("file_discovered", file=path, key=key[:19], bytes=ready.size)
-        if entry.state == "done":
-            if not has_outputs_for(self.ctx.config, entry.outputs, path):
-                # A copy or a rename of finished content: outputs from the stored result, no new job.
-                log.info("known_content_new_path", file=path, key=key[:19])
-                job.publish_stored(self.ctx, key, [path])
-            return None
-        if entry.state == "skipped" or (entry.state == "failed" and entry.next_retry_at is None):
-            return None
-        if entry.state == "failed" and entry.next_retry_at is not None and entry.next_retry_at > self.ctx.clock():
-            return None   # the scheduler queues it when due
-        self._enqueue(entry)
-        return key
-
-    def _key_of(self, ready: ReadyFile) -> str | None:
-        """The content key of a file (None: it changed while being read, or is a link file failed here)."""
-        path = str(ready.path)
-        if is_link(ready.path):
-            try:
-                return link_key(read_link(ready.path))
-            except LinkError as exc:
-                # Recorded under its bytes and failed for good, with the reason: `explain` and the log say it.
-                key = fingerprint(ready.path)
-                ledger = self.ctx.ledger
-                entry, _ = ledger.record_seen(key, path, str(ready.root), ready.device, ready.inode, ready.size,
-                                              ready.mtime_ns)
-                if entry.state != "failed":
-                    reason = f"not a usable link file: {exc}"
-                    ledger.mark_failed(key, reason, retry_at=None)
-                    log.error("file_failed", file=path, reason=reason)
-                return None
-        key = fingerprint(ready.path)
-        with self._lock:
-            self._stats.hashed += 1
-        after = ready.path.stat()
-        if (after.st_size, after.st_mtime_ns) != (ready.size, ready.mtime_ns):
-            log.info("file_changed_while_hashing", file=path)   # the watcher hands it on again
-            return None
-        return key
-
-    def _hold(self, path: Path, problems: tuple[str, ...], *, ready: ReadyFile | None = None,
-              key: str | None = None) -> None:
-        """Keep a file (not read yet: `ready`; or recorded content: `key`) back while its folder settings are
-        invalid; said once per set of problems."""
-        with self._lock:
-            before = self._held.get(str(path))
-            self._held[str(path)] = _Held(path, problems, ready, key)
-        if before is None or before.problems != problems:
-            log.warning("folder_settings_invalid", file=str(path), problems=list(problems),
-                        action="the file waits until its folder's .transcribed.toml is fixed")
+        content key when it was queued (or is already queued or running), else None (see identify.py)."""
+        return self._identifier.identify(ready)
 
     @property
     def held(self) -> list[str]:
         """Paths held back by invalid folder settings."""
-        with self._lock:
-            return sorted(self._held)
+        return self._folder_holds.paths
 
     @property
     def held_unread(self) -> int:
         """How many held files were never identified (no content key, so no outcome in this run)."""
-        with self._lock:
-            return sum(1 for item in self._held.values() if item.key is None)
+        return self._folder_holds.unread
 
-    def _recheck_held(self) -> None:
-        """Hand held files in again whose folder settings are valid now (forget those that are gone)."""
-        with self._lock:
-            held = list(self._held.values())
-        for item in held:
-            if not item.path.exists():
-                with self._lock:
-                    self._held.pop(str(item.path), None)
-                continue
-            if not job.settings_for(self.ctx, item.path).valid:
-                continue
-            with self._lock:
-                self._held.pop(str(item.path), None)
-            log.info("folder_settings_fixed", file=str(item.path))
-            if item.ready is not None:
-                self.submit(item.ready)
-            elif item.key is not None:
-                entry = self.ctx.ledger.get(item.key)
-                if entry is not None:
-                    self._enqueue(entry)
+    def _release_held(self, item: Held) -> None:
+        """Hand a file in again whose folder settings are valid now (or queue its recorded content)."""
+        if item.ready is not None:
+            self.submit(item.ready)
+        elif item.key is not None:
+            entry = self.ctx.ledger.get(item.key)
+            if entry is not None:
+                self._enqueue(entry)
 
     def _enqueue(self, entry: Entry) -> bool:
         with self._lock:
@@ -343,12 +244,12 @@ class Pool:
             due = self.ctx.ledger.next_due()
             now = self.ctx.clock()
             wait = 30.0 if due is None else min(30.0, max(0.5, due - now))
-            if self._held:
+            if self._folder_holds:
                 wait = min(wait, HELD_RECHECK_SECONDS)
             if stop.wait(wait):
                 break
-            if self._held:
-                self._recheck_held()
+            if self._folder_holds:
+                self._folder_holds.recheck(lambda path: job.settings_for(self.ctx, path).valid, self._release_held)
             if self._paused is None:
                 due = self.ctx.ledger.next_due()
                 if due is not None and due <= self.ctx.clock():
@@ -358,31 +259,18 @@ class Pool:
                 self.enqueue_pending()
         log.info("loop_ended", loop="schedule", reason="stopping")
 
+    @property
+    def budget_tick(self) -> float:
+        """The budget loop looks at the clock at least this often (seconds)."""
+        return self._budget_holds.tick
+
+    @budget_tick.setter
+    def budget_tick(self, seconds: float) -> None:
+        self._budget_holds.tick = seconds
+
     def lift_budget_holds(self, why: str) -> int:
         """Let every file waiting for the budget go again (a new period, a larger budget); return how many."""
-        lifted = self.ctx.ledger.lift_holds(HOLD_KIND)
-        with self._lock:
-            self._waiting.clear()
-        if lifted:
-            log.info("budget_holds_lifted", files=lifted, why=why)
-            self.enqueue_pending()
-        return lifted
-
-    def _budget_loop(self) -> None:
-        """Sleep until the next period starts (a timer to the boundary, at most `budget_tick`), then let the
-        files waiting for the budget go. The period is compared by its label, so a clock that jumps (DST,
-        suspend, a test's clock) is handled the same way."""
-        stop = self.ctx.stop
-        budget = self.ctx.budget
-        assert budget is not None
-        labels = budget.labels()
-        while not stop.wait(min(self.budget_tick, budget.seconds_to_boundary() + 0.05)):
-            now = budget.labels()
-            if now != labels:
-                labels = now
-                log.info("budget_period_started", day=now[0], month=now[1])
-                self.lift_budget_holds("a new budget period started")
-        log.info("loop_ended", loop="budget", reason="stopping")
+        return self._budget_holds.lift(why)
 
     def _work_loop(self) -> None:
         stop = self.ctx.stop
@@ -413,10 +301,7 @@ class Pool:
                     self._count_done_today()
                 elif outcome is Outcome.FAILED:
                     self._stats.failed += 1
-                if outcome is Outcome.WAITING:
-                    self._waiting.add(key)
-                else:
-                    self._waiting.discard(key)
+                self._budget_holds.settle(key, waiting=outcome is Outcome.WAITING)
                 if outcome in (Outcome.FAILED, Outcome.RETRY_LATER):
                     entry = self.ctx.ledger.get(key)
                     self._last_error = entry.reason if entry else None
@@ -431,7 +316,7 @@ class Pool:
         entry = self.ctx.ledger.get(key)
         source = next((Path(p) for p in entry.paths if Path(p).is_file()), None) if entry else None
         if source is not None:
-            self._hold(source, job.settings_for(self.ctx, source).problems, key=key)
+            self._folder_holds.hold(source, job.settings_for(self.ctx, source).problems, key=key)
 
     def _pause(self, key: str) -> None:
         with self._lock:
