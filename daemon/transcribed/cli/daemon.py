@@ -276,13 +276,13 @@ class Daemon:
         settings = self.config.callback
         if not settings.enabled:
             return None
-        from transcribed.pipeline import job
+        from transcribed.pipeline.context import callback_token
         from transcribed.receiver import CallbackHub, CallbackServer
 
         hub = CallbackHub(settings)
         for entry in ledger.in_flight():
             if entry.job_id and entry.attempt_id:
-                hub.expect(entry.job_id, hub.issue(job.callback_token(secret, entry.attempt_id)))
+                hub.expect(entry.job_id, hub.issue(callback_token(secret, entry.attempt_id)))
         server = CallbackServer(hub, settings)
         server.start()
         stack.callback(server.stop)
@@ -297,8 +297,8 @@ class Daemon:
                     stack: contextlib.ExitStack) -> int:
         from transcribed.gladia.retry import CircuitBreaker
         from transcribed.inbox.folders import FolderSettings
-        from transcribed.pipeline import job
         from transcribed.pipeline.budget import HOLD_KIND, Budget
+        from transcribed.pipeline.context import Context
         from transcribed.pipeline.pool import Pool
         from transcribed.pipeline.prepare import MediaTools
 
@@ -307,11 +307,11 @@ class Daemon:
             log.info("budget_reconciled", spent=spent, released=released)
         budget = Budget(self.config.budget, self.budget_clock)
         breaker = CircuitBreaker(probe_interval=self.config.gladia.outage_probe_seconds)
-        ctx = job.Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
-                          clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
-                              self.environ), hub=hub, callback_secret=secret, started_at=time.time(),
-                          media=MediaTools.find(self.config.media), budget=budget, metrics=self.metrics,
-                          folders=FolderSettings(self.config))
+        ctx = Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
+                      clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
+                          self.environ), hub=hub, callback_secret=secret, started_at=time.time(),
+                      media=MediaTools.find(self.config.media), budget=budget, metrics=self.metrics,
+                      folders=FolderSettings(self.config))
         ledger.set_meta("daemon_pid", str(os.getpid()))
         ledger.set_meta("daemon_started", str(time.time()))
         if ledger.lift_holds(HOLD_KIND):     # measured again against the budget in force now
@@ -395,7 +395,7 @@ class Daemon:
         return shell.EX_OK
 
     def _once(self, pool: Pool, ready: list[ReadyFile], settling: list[Path], known: settled.Known) -> int:
-        from transcribed.pipeline import job
+        from transcribed.pipeline.context import Outcome
         from transcribed.pipeline.pool import wait_all
 
         settle_ns = int(self.config.inbox.settle_seconds * 1e9)
@@ -418,8 +418,8 @@ class Daemon:
         if self.stop.is_set():
             return shell.EX_TEMPFAIL
         snapshot = pool.snapshot()
-        failed = sum(1 for key in keys if pool.outcome_of(key) in (job.Outcome.FAILED, job.Outcome.RETRY_LATER,
-                                                                   job.Outcome.PAUSED, job.Outcome.HELD))
+        failed = sum(1 for key in keys if pool.outcome_of(key) in (Outcome.FAILED, Outcome.RETRY_LATER,
+                                                                   Outcome.PAUSED, Outcome.HELD))
         failed += pool.held_unread   # held back by invalid folder settings (logged: folder_settings_invalid)
         log.info("once_finished", files=len(keys), done=snapshot.done_this_run, failed=failed,
                  waiting_for_budget=snapshot.waiting)

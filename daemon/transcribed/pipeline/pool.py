@@ -26,7 +26,8 @@ from transcribed.inbox.links import LinkError, is_link, link_key, read_link
 from transcribed.ledger import Entry
 from transcribed.pipeline import job
 from transcribed.pipeline.budget import HOLD_KIND
-from transcribed.pipeline.job import Context, Outcome
+from transcribed.pipeline.context import Context, Outcome, settings_for
+from transcribed.pipeline.finish import publish_stored, retry_later
 from transcribed.pipeline.keycheck import KeyCheck, clear_pause
 from transcribed.pipeline.lister import JobLister
 from transcribed.pipeline.settled import has_outputs_for
@@ -225,7 +226,7 @@ class Pool:
             if known is not None and path in known.paths and known.state in ("done", "skipped") \
                     and (known.state == "skipped" or has_outputs_for(self.ctx.config, known.outputs, path)):
                 return None   # the restart fast path: a stat and a read, no write, no hash
-        effective = job.settings_for(self.ctx, ready.path)
+        effective = settings_for(self.ctx, ready.path)
         if not effective.valid:
             self._hold(ready.path, effective.problems, ready=ready)
             return None
@@ -242,7 +243,7 @@ class Pool:
             if not has_outputs_for(self.ctx.config, entry.outputs, path):
                 # A copy or a rename of finished content: outputs from the stored result, no new job.
                 log.info("known_content_new_path", file=path, key=key[:19])
-                job.publish_stored(self.ctx, key, [path])
+                publish_stored(self.ctx, key, [path])
             return None
         if entry.state == "skipped" or (entry.state == "failed" and entry.next_retry_at is None):
             return None
@@ -309,7 +310,7 @@ class Pool:
                 with self._lock:
                     self._held.pop(str(item.path), None)
                 continue
-            if not job.settings_for(self.ctx, item.path).valid:
+            if not settings_for(self.ctx, item.path).valid:
                 continue
             with self._lock:
                 self._held.pop(str(item.path), None)
@@ -404,7 +405,7 @@ class Pool:
                 outcome = job.run(self.ctx, key)
             except Exception:   # a bug in one job must not kill the worker; the ledger keeps the state
                 log.exception("job_crashed")
-                outcome = job.retry_later(self.ctx, key, "internal error (see log)")
+                outcome = retry_later(self.ctx, key, "internal error (see log)")
             with self._lock:
                 self._running.discard(key)
                 self._stats.outcomes[key] = outcome
@@ -431,7 +432,7 @@ class Pool:
         entry = self.ctx.ledger.get(key)
         source = next((Path(p) for p in entry.paths if Path(p).is_file()), None) if entry else None
         if source is not None:
-            self._hold(source, job.settings_for(self.ctx, source).problems, key=key)
+            self._hold(source, settings_for(self.ctx, source).problems, key=key)
 
     def _pause(self, key: str) -> None:
         with self._lock:
