@@ -21,7 +21,7 @@ import pytest
 from support import KEY, DaemonProcess, make_wav, run_cli, wait_until, write_config
 
 from transcribed.emulator import Emulator
-from transcribed.pipeline.job import CRASH_POINTS
+from transcribed.pipeline.context import CRASH_POINTS
 
 FORMATS = ("txt", "srt", "vtt", "json")
 

@@ -59,7 +59,7 @@ def ledger(tmp_path: Path) -> Any:
 def test_two_same_stem_sources_finishing_together_never_mix_their_outputs(tmp_path: Path, ledger: Ledger) -> None:
     inbox = tmp_path / "inbox"
     config = Config(inbox=InboxConfig(paths=(inbox,)), output=OutputConfig(formats=FORMATS))
-    locks = FolderLocks()          # one per process, shared by every worker (job.Context.output_locks)
+    locks = FolderLocks()          # one per process, shared by every worker (Context.output_locks)
     for round_number in range(50):
         folder = inbox / f"round-{round_number}"
         wav, mp3 = folder / "talk.wav", folder / "talk.mp3"

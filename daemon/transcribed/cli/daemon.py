@@ -1,34 +1,32 @@
 """`transcribed run` (the daemon) and `transcribed once` (drain what is pending, then exit).
 
-Wires the house: ledger, Gladia client, pool of workers, inbox watcher, sd_notify, signals and reload.
+Wires the house: ledger (opened by cli/startup.py), Gladia client, pool of workers and the servers beside it
+(built by cli/wiring.py), inbox watcher, sd_notify, signals, reload and the watching of the key's sources.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
+import functools
 import os
-import random
 import secrets
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from transcribed import config, logs
-from transcribed.cli import shell
-from transcribed.config import Config, Secret
+from transcribed.cli import emulator, shell, startup, wiring
+from transcribed.config import Config
 from transcribed.errors import ConfigError
 from transcribed.inbox.scan import scan
-from transcribed.ledger import Ledger, LedgerDamagedError, LedgerError
-from transcribed.ledger import repair as ledger_repair
+from transcribed.ledger import Ledger, LedgerError
 from transcribed.notify import Notifier
 from transcribed.pipeline import settled
 
@@ -40,6 +38,8 @@ if TYPE_CHECKING:  # the machinery is imported once there is work: `once` over a
     from transcribed.pipeline.pool import Pool
     from transcribed.receiver import CallbackHub
     from transcribed.receiver.metrics import Metrics
+
+Found = tuple[list["ReadyFile"], list[Path]]    # `once`'s start: (ready, settling)
 
 log = structlog.get_logger("transcribed.daemon")
 DRAIN_SECONDS = 10.0
@@ -89,31 +89,10 @@ def _main(args: argparse.Namespace, *, once: bool) -> int:
         where = "" if loaded.source else " and no config file was found"
         sys.stderr.write(NO_KEY_HELP.format(where=where))
         return config.EX_CONFIG
-    with _emulated(loaded, args.emulator) as loaded:
+    with emulator.emulated(loaded, args.emulator) as loaded:
         redactor = shell.setup_logging(loaded)
         daemon = Daemon(loaded, args, environ, redactor)
         return daemon.main(once=once)
-
-
-@contextlib.contextmanager
-def _emulated(loaded: Config, wanted: bool) -> Iterator[Config]:
-    if not wanted:
-        yield loaded
-        return
-    from transcribed import emulator
-
-    if loaded.source is None:
-        here = Path.cwd()
-        loaded = replace(loaded, inbox=replace(loaded.inbox, paths=(here / "inbox",)),
-                         ledger=replace(loaded.ledger, path=here / ".transcribed" / "ledger.sqlite3"))
-        for path in loaded.inbox.paths:
-            path.mkdir(parents=True, exist_ok=True)
-    key = "emulator-" + uuid.uuid4().hex
-    settings = emulator.EmulatorSettings(api_keys=frozenset({key}), processing_seconds=1.0)
-    with emulator.Emulator(settings) as running:
-        print(f"transcribed: using the built-in Gladia emulator at {running.base_url} (transcripts are emulated); "
-              f"inbox: {', '.join(str(p) for p in loaded.inbox.paths)}", file=sys.stderr)
-        yield replace(loaded, gladia=replace(loaded.gladia, base_url=running.base_url, api_key=Secret(key)))
 
 
 class Daemon:
@@ -141,73 +120,35 @@ class Daemon:
 
             signal.signal(signal.SIGHUP, lambda signum, frame: self.reload_requested.set())
         try:
-            lock = _lock(self.config.ledger.path)
+            lock = startup.lock(self.config.ledger.path)
         except BlockingIOError:
             print(f"transcribed: another transcribed is already running with the ledger {self.config.ledger.path}",
                   file=sys.stderr)
             return shell.EX_FAILED
-        rebuild = bool(self.args.rebuild_ledger)
-        path = self.config.ledger.path
         with lock:
-            # The ledger's pages are checked (PRAGMA quick_check, beside the start-up scan, passed before the
-            # first write) unless the file is exactly as the last clean stop left it.
-            clean = ledger_repair.left_clean(path)
-            for checked in (rebuild, True):
-                ledger = self._open(check_pages=checked)
-                if isinstance(ledger, int):
-                    return ledger
-                pages = None if checked or clean else ledger_repair.check_pages_aside(path)
-                with contextlib.closing(ledger):
-                    try:
-                        known, built = settled.load(ledger, self.config)   # before any write: see settled.py
-                        found = self._scan_once(ledger, known) if once else None
-                    except LedgerDamagedError as exc:
-                        if checked:
-                            return self._damaged(exc)
-                        if pages is not None:
-                            pages()
-                        clean = False
-                        continue   # a damaged page was read: open again with the check, as below
-                    if pages is None or pages() is None:
-                        try:
-                            code = self._go(ledger, once=once, known=known, built=built, found=found)
-                        finally:
-                            self.notifier.stopping()
-                        ledger.close()
-                        ledger_repair.note_clean(path)
-                        return code
-                # damaged: open again with the check, which moves the file aside and says so
-        return config.EX_CONFIG
+            return startup.with_ledger(self.config, rebuild=bool(self.args.rebuild_ledger),
+                                       read=functools.partial(self._read, once=once),
+                                       serve=functools.partial(self._go, once=once))
 
-    def _open(self, *, check_pages: bool) -> Ledger | int:
-        """The ledger, or the exit code after saying why it cannot be used."""
+    def _read(self, ledger: Ledger, *, once: bool) -> tuple[settled.Known, bool, Found | None]:
+        """Before any write (see settled.py): the settled set, whether it was built, and `once`'s scan."""
+        known, built = settled.load(ledger, self.config)
+        return known, built, self._scan_once(ledger, known) if once else None
+
+    def _go(self, ledger: Ledger, start: tuple[settled.Known, bool, Found | None], *, once: bool) -> int:
+        known, built, found = start
         try:
-            return self._open_ledger(check_pages=check_pages)
-        except LedgerDamagedError as exc:
-            return self._damaged(exc)
-        except LedgerError as exc:
-            print(f"transcribed: cannot open the ledger: {exc}", file=sys.stderr)
-            return config.EX_CONFIG
-
-    def _damaged(self, exc: LedgerDamagedError) -> int:
-        log.critical("ledger_damaged", aside=str(exc.aside_path) if exc.aside_path else None, problem=str(exc))
-        where = "has been moved aside" if exc.aside_path else "cannot be read"
-        print(f"transcribed: the ledger was damaged and {where} ({exc}). Nothing will be re-transcribed "
-              "silently: run `transcribed run --rebuild-ledger` to start a new ledger that keeps what could be "
-              "read and adopts outputs already on disk.", file=sys.stderr)
-        return config.EX_CONFIG
-
-    def _go(self, ledger: Ledger, *, once: bool, known: settled.Known, built: bool,
-            found: tuple[list[ReadyFile], list[Path]] | None) -> int:
-        if once and found is None:
-            if built:
-                settled.save(ledger, known)
-            self.notifier.ready()
-            log.info("once_finished", files=0, done=0, failed=0, known=settled.count(known))
-            return shell.EX_OK
-        code = self._serve(ledger, once=once, known=known, found=found)
-        self._save_settled(ledger)
-        return code
+            if once and found is None:
+                if built:
+                    settled.save(ledger, known)
+                self.notifier.ready()
+                log.info("once_finished", files=0, done=0, failed=0, known=settled.count(known))
+                return shell.EX_OK
+            code = self._serve(ledger, once=once, known=known, found=found)
+            self._save_settled(ledger)
+            return code
+        finally:
+            self.notifier.stopping()
 
     def _save_settled(self, ledger: Ledger) -> None:
         """Keep the settled set for the next start (a second or so per 100,000 files, after the drain),
@@ -218,7 +159,7 @@ class Daemon:
         except LedgerError as exc:
             log.warning("settled_set_not_saved", error=str(exc), effect="the next start reads the ledger's rows")
 
-    def _scan_once(self, ledger: Ledger, known: settled.Known) -> tuple[list[ReadyFile], list[Path]] | None:
+    def _scan_once(self, ledger: Ledger, known: settled.Known) -> Found | None:
         """`once`'s start (reads only): scan the inboxes past what `known` holds (a stat per file: a file
         rewritten in place while nothing watched keeps its name and inode). Return (ready, settling), or None
         when there is nothing to do at all, so a finished inbox needs none of the machinery."""
@@ -228,33 +169,10 @@ class Daemon:
             return ready, settling
         return None
 
-    def _open_ledger(self, *, check_pages: bool) -> Ledger:
-        ledger = Ledger.open(self.config.ledger.path, rebuild=bool(self.args.rebuild_ledger), check_pages=check_pages)
-        if self.args.rebuild_ledger:
-            from transcribed.pipeline.adopt import adopt
-
-            files, _ = scan(self.config.inbox, settled_before_ns=None, report_passed_over=False)
-            adopted = adopt(ledger, self.config, files)
-            log.warning("ledger_rebuild_adopted", files=adopted, hint="files with outputs on disk are done")
-        if ledger.recovery is not None:
-            log.warning("ledger_rebuilt", aside=str(ledger.recovery.aside_path),
-                        salvaged=str(ledger.recovery.salvaged))
-        return ledger
-
     def _client(self, loaded: Config, breaker: CircuitBreaker | None = None) -> GladiaClient:
-        from transcribed.gladia.client import GladiaClient
-        from transcribed.gladia.retry import RetryPolicy
+        return wiring.gladia_client(loaded, self.stop, self.metrics, breaker)
 
-        gladia = loaded.gladia
-        assert gladia.api_key is not None
-        return GladiaClient(gladia.base_url, gladia.api_key.reveal(), request_timeout=gladia.request_timeout_seconds,
-                            upload_timeout=gladia.upload_timeout_seconds, stop=self.stop, breaker=breaker,
-                            policy=RetryPolicy(max_attempts=gladia.max_attempts,
-                                               deadline=gladia.retry_deadline_seconds),
-                            observer=self.metrics.observe_api if self.metrics is not None else None)
-
-    def _serve(self, ledger: Ledger, *, once: bool, known: settled.Known,
-               found: tuple[list[ReadyFile], list[Path]] | None) -> int:
+    def _serve(self, ledger: Ledger, *, once: bool, known: settled.Known, found: Found | None) -> int:
         secret = ledger.get_meta("callback_secret")
         if secret is None:
             secret = secrets.token_hex(32)
@@ -264,54 +182,21 @@ class Daemon:
                 from transcribed.receiver.metrics import Metrics
 
                 self.metrics = Metrics()    # the client and the workers count into it from the start
-            hub = self._callbacks(stack, ledger, bytes.fromhex(secret))
+            hub = wiring.start_callbacks(stack, self.config.callback, ledger, bytes.fromhex(secret))
             return self._serve_with(ledger, once=once, hub=hub, secret=bytes.fromhex(secret), known=known,
                                     found=found, stack=stack)
 
-    def _callbacks(self, stack: contextlib.ExitStack, ledger: Ledger, secret: bytes) -> CallbackHub | None:
-        """Start the callback receiver when [callback] is enabled; return its hub (None: polling only).
-
-        Jobs still in flight from an earlier run are expected before the receiver opens, so their callbacks
-        (whose tokens derive from the ledger's secret and the attempt id) are accepted at once."""
-        settings = self.config.callback
-        if not settings.enabled:
-            return None
-        from transcribed.pipeline import job
-        from transcribed.receiver import CallbackHub, CallbackServer
-
-        hub = CallbackHub(settings)
-        for entry in ledger.in_flight():
-            if entry.job_id and entry.attempt_id:
-                hub.expect(entry.job_id, hub.issue(job.callback_token(secret, entry.attempt_id)))
-        server = CallbackServer(hub, settings)
-        server.start()
-        stack.callback(server.stop)
-        stack.callback(hub.close)
-        host, port = server.address
-        log.info("callback_listening", listen=f"{host}:{port}", callback_url=settings.public_url.rstrip("/")
-                 + "/callback/...", webhook_url=hub.webhook_url)
-        return hub
-
     def _serve_with(self, ledger: Ledger, *, once: bool, hub: CallbackHub | None, secret: bytes,
-                    known: settled.Known, found: tuple[list[ReadyFile], list[Path]] | None,
-                    stack: contextlib.ExitStack) -> int:
-        from transcribed.gladia.retry import CircuitBreaker
-        from transcribed.inbox.folders import FolderSettings
-        from transcribed.pipeline import job
+                    known: settled.Known, found: Found | None, stack: contextlib.ExitStack) -> int:
         from transcribed.pipeline.budget import HOLD_KIND, Budget
         from transcribed.pipeline.pool import Pool
-        from transcribed.pipeline.prepare import MediaTools
 
         spent, released = ledger.reconcile_spending()
         if spent or released:
             log.info("budget_reconciled", spent=spent, released=released)
         budget = Budget(self.config.budget, self.budget_clock)
-        breaker = CircuitBreaker(probe_interval=self.config.gladia.outage_probe_seconds)
-        ctx = job.Context(client=self._client(self.config, breaker), ledger=ledger, config=self.config, stop=self.stop,
-                          clock=time.time, crash_at=self.crash_at, rng=random.Random(), hook_env=hook_environment(
-                              self.environ), hub=hub, callback_secret=secret, started_at=time.time(),
-                          media=MediaTools.find(self.config.media), budget=budget, metrics=self.metrics,
-                          folders=FolderSettings(self.config))
+        ctx = wiring.job_context(self.config, ledger, stop=self.stop, environ=self.environ, crash_at=self.crash_at,
+                                 hub=hub, secret=secret, metrics=self.metrics, budget=budget)
         ledger.set_meta("daemon_pid", str(os.getpid()))
         ledger.set_meta("daemon_started", str(time.time()))
         if ledger.lift_holds(HOLD_KIND):     # measured again against the budget in force now
@@ -319,26 +204,15 @@ class Daemon:
         pool = Pool(ctx)
         if self.fake_clock:
             pool.budget_tick = 0.5     # the test hook's clock can jump: look at it often
-        if self.metrics is not None:
-            from transcribed.cli.gauges import serve_metrics
-
-            try:
-                serve_metrics(stack, self.config.metrics, self.metrics, ledger, pool, budget)
-            except OSError as exc:
-                ctx.client.close()
-                print(f"transcribed: cannot serve metrics on {self.config.metrics.listen} (metrics.listen): "
-                      f"{exc.strerror or exc}", file=sys.stderr)
-                return config.EX_CONFIG
+        if self.metrics is not None and not wiring.start_metrics(stack, self.config, self.metrics, ledger, pool,
+                                                                 budget):
+            ctx.client.close()
+            return config.EX_CONFIG
         pool.start()
         integrations = None
         if not once and self.config.integrations.enabled:
-            from transcribed.cli import integrations as integrations_wiring
-
-            try:
-                integrations = integrations_wiring.start(self.config, ctx, pool)
-            except OSError as exc:
-                print(f"transcribed: cannot listen on integrations.listen = {self.config.integrations.listen!r}: "
-                      f"{exc.strerror or exc}", file=sys.stderr)
+            integrations = wiring.start_integrations(self.config, ctx, pool)
+            if integrations is None:
                 self.stop.set()
                 pool.join(DRAIN_SECONDS)
                 ctx.client.close()
@@ -395,7 +269,7 @@ class Daemon:
         return shell.EX_OK
 
     def _once(self, pool: Pool, ready: list[ReadyFile], settling: list[Path], known: settled.Known) -> int:
-        from transcribed.pipeline import job
+        from transcribed.pipeline.context import Outcome
         from transcribed.pipeline.pool import wait_all
 
         settle_ns = int(self.config.inbox.settle_seconds * 1e9)
@@ -418,8 +292,8 @@ class Daemon:
         if self.stop.is_set():
             return shell.EX_TEMPFAIL
         snapshot = pool.snapshot()
-        failed = sum(1 for key in keys if pool.outcome_of(key) in (job.Outcome.FAILED, job.Outcome.RETRY_LATER,
-                                                                   job.Outcome.PAUSED, job.Outcome.HELD))
+        failed = sum(1 for key in keys if pool.outcome_of(key) in (Outcome.FAILED, Outcome.RETRY_LATER,
+                                                                   Outcome.PAUSED, Outcome.HELD))
         failed += pool.held_unread   # held back by invalid folder settings (logged: folder_settings_invalid)
         log.info("once_finished", files=len(keys), done=snapshot.done_this_run, failed=failed,
                  waiting_for_budget=snapshot.waiting)
@@ -474,13 +348,6 @@ class Daemon:
         os._exit(shell.EX_TEMPFAIL)
 
 
-def hook_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment hooks and helpers run with: ours, minus the key and systemd's notify plumbing."""
-    private = ("GLADIA_API_KEY", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-               "TRANSCRIBED_CRASH_AT", "TRANSCRIBED_TEST_HANG_MAIN_LOOP_AFTER")
-    return {name: value for name, value in environ.items() if name not in private}
-
-
 def _identity(path: Path | None) -> tuple[int, int, int, int] | None:
     if path is None:
         return None
@@ -508,36 +375,3 @@ def _status_line(pool: Pool) -> str:
     if snap.last_error:
         parts.append(f"last error: {snap.last_error[:120]}")
     return ", ".join(parts)
-
-
-def _lock(ledger_path: Path) -> contextlib.AbstractContextManager[IO[str]]:
-    """Hold an exclusive lock beside the ledger (one daemon per ledger); raise BlockingIOError if taken."""
-    ledger_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(ledger_path.with_name(ledger_path.name + ".lock"), "a+", encoding="utf-8")  # noqa: SIM115
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
-
-
-def daemon_running(ledger_path: Path) -> int | None:
-    """Return the pid of the daemon holding this ledger's lock, or None when none runs."""
-    lock_path = ledger_path.with_name(ledger_path.name + ".lock")
-    try:
-        handle = open(lock_path, encoding="utf-8")  # noqa: SIM115
-    except OSError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = handle.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return None

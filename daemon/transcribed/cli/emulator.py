@@ -1,13 +1,20 @@
-"""`transcribed emulator`: run the built-in Gladia-compatible emulator (tests, an offline try)."""
+"""`transcribed emulator`: run the built-in Gladia-compatible emulator (tests, an offline try); and the one
+`transcribed run --emulator` starts in the same process."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from transcribed.cli.shell import EX_OK, install_stop_signals
+from transcribed.config import Config, Secret
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -44,3 +51,26 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
     emulator.serve(settings, emulator.Faults(), stop, announce)
     return EX_OK
+
+
+@contextlib.contextmanager
+def emulated(loaded: Config, wanted: bool) -> Iterator[Config]:
+    """`loaded` as it is, or (`wanted`) pointed at a built-in emulator running until the block ends, with a
+    key of its own; without a config file the inbox is ./inbox and the ledger ./.transcribed/."""
+    if not wanted:
+        yield loaded
+        return
+    from transcribed import emulator
+
+    if loaded.source is None:
+        here = Path.cwd()
+        loaded = replace(loaded, inbox=replace(loaded.inbox, paths=(here / "inbox",)),
+                         ledger=replace(loaded.ledger, path=here / ".transcribed" / "ledger.sqlite3"))
+        for path in loaded.inbox.paths:
+            path.mkdir(parents=True, exist_ok=True)
+    key = "emulator-" + uuid.uuid4().hex
+    settings = emulator.EmulatorSettings(api_keys=frozenset({key}), processing_seconds=1.0)
+    with emulator.Emulator(settings) as running:
+        print(f"transcribed: using the built-in Gladia emulator at {running.base_url} (transcripts are emulated); "
+              f"inbox: {', '.join(str(p) for p in loaded.inbox.paths)}", file=sys.stderr)
+        yield replace(loaded, gladia=replace(loaded.gladia, base_url=running.base_url, api_key=Secret(key)))

@@ -15,7 +15,7 @@ import structlog
 from transcribed.config import Config
 from transcribed.inbox import ReadyFile
 from transcribed.inbox.filters import NameFilter
-from transcribed.pipeline.job import Context
+from transcribed.pipeline.context import Context
 from transcribed.pipeline.pool import Pool
 from transcribed.pipeline.requests import Requests
 from transcribed.receiver.integrations import Handlers, IntegrationsServer

@@ -84,7 +84,7 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from transcribed.cli.daemon import daemon_running
+    from transcribed.cli.startup import daemon_running
 
     loaded = shell.load_config(args)
     pid = daemon_running(loaded.ledger.path)
@@ -293,7 +293,7 @@ def _explain_state(loaded: Config, path: Path) -> list[str]:
 
 def _explain_pause(loaded: Config, ledger: Ledger) -> list[str]:
     """The line that says the running daemon is paused (Gladia refused the key), if it is."""
-    from transcribed.cli.daemon import daemon_running
+    from transcribed.cli.startup import daemon_running
 
     pause = read_pause(ledger) if daemon_running(loaded.ledger.path) else None
     if pause is None:

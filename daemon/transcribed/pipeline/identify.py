@@ -17,9 +17,9 @@ from transcribed.fingerprint import fingerprint
 from transcribed.inbox import ReadyFile
 from transcribed.inbox.links import LinkError, is_link, link_key, read_link
 from transcribed.ledger import Entry
-from transcribed.pipeline import job
+from transcribed.pipeline.context import Context, settings_for
+from transcribed.pipeline.finish import publish_stored
 from transcribed.pipeline.holds import FolderHolds
-from transcribed.pipeline.job import Context
 from transcribed.pipeline.settled import has_outputs_for
 
 log = structlog.get_logger("transcribed.pool")
@@ -51,7 +51,7 @@ class Identifier:
             if known is not None and path in known.paths and known.state in ("done", "skipped") \
                     and (known.state == "skipped" or has_outputs_for(self.ctx.config, known.outputs, path)):
                 return None   # the restart fast path: a stat and a read, no write, no hash
-        effective = job.settings_for(self.ctx, ready.path)
+        effective = settings_for(self.ctx, ready.path)
         if not effective.valid:
             self._holds.hold(ready.path, effective.problems, ready=ready)
             return None
@@ -68,7 +68,7 @@ class Identifier:
             if not has_outputs_for(self.ctx.config, entry.outputs, path):
                 # A copy or a rename of finished content: outputs from the stored result, no new job.
                 log.info("known_content_new_path", file=path, key=key[:19])
-                job.publish_stored(self.ctx, key, [path])
+                publish_stored(self.ctx, key, [path])
             return None
         if entry.state == "skipped" or (entry.state == "failed" and entry.next_retry_at is None):
             return None

@@ -24,9 +24,10 @@ import structlog
 from transcribed.inbox import ReadyFile
 from transcribed.ledger import Entry
 from transcribed.pipeline import job
+from transcribed.pipeline.context import Context, Outcome, settings_for
+from transcribed.pipeline.finish import retry_later
 from transcribed.pipeline.holds import HELD_RECHECK_SECONDS, BudgetHolds, FolderHolds, Held
 from transcribed.pipeline.identify import Identifier
-from transcribed.pipeline.job import Context, Outcome
 from transcribed.pipeline.keycheck import KeyCheck, clear_pause
 from transcribed.pipeline.lister import JobLister
 
@@ -249,7 +250,7 @@ class Pool:
             if stop.wait(wait):
                 break
             if self._folder_holds:
-                self._folder_holds.recheck(lambda path: job.settings_for(self.ctx, path).valid, self._release_held)
+                self._folder_holds.recheck(lambda path: settings_for(self.ctx, path).valid, self._release_held)
             if self._paused is None:
                 due = self.ctx.ledger.next_due()
                 if due is not None and due <= self.ctx.clock():
@@ -292,7 +293,7 @@ class Pool:
                 outcome = job.run(self.ctx, key)
             except Exception:   # a bug in one job must not kill the worker; the ledger keeps the state
                 log.exception("job_crashed")
-                outcome = job.retry_later(self.ctx, key, "internal error (see log)")
+                outcome = retry_later(self.ctx, key, "internal error (see log)")
             with self._lock:
                 self._running.discard(key)
                 self._stats.outcomes[key] = outcome
@@ -316,7 +317,7 @@ class Pool:
         entry = self.ctx.ledger.get(key)
         source = next((Path(p) for p in entry.paths if Path(p).is_file()), None) if entry else None
         if source is not None:
-            self._folder_holds.hold(source, job.settings_for(self.ctx, source).problems, key=key)
+            self._folder_holds.hold(source, settings_for(self.ctx, source).problems, key=key)
 
     def _pause(self, key: str) -> None:
         with self._lock:

@@ -37,7 +37,8 @@ from transcribed.media import Stopped
 from transcribed.media.pcm import encode_pcm
 from transcribed.outputs.subtitles import SubtitleLimits
 from transcribed.outputs.whisper import render_answer
-from transcribed.pipeline.job import REQUEST_META, Context
+from transcribed.pipeline.context import Context
+from transcribed.pipeline.create import REQUEST_META
 from transcribed.receiver.contract import Answer, AsrRequest, Received, language_name
 
 log = structlog.get_logger("transcribed.requests")
