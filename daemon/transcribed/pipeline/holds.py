@@ -91,6 +91,7 @@ class FolderHolds:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[str, Held] = {}
+        self.added = threading.Event()   # set when a path is newly held: its recheck should not wait long
 
     def __bool__(self) -> bool:
         with self._lock:
@@ -103,6 +104,8 @@ class FolderHolds:
         with self._lock:
             before = self._held.get(str(path))
             self._held[str(path)] = Held(path, problems, ready, key)
+        if before is None:
+            self.added.set()
         if before is None or before.problems != problems:
             log.warning("folder_settings_invalid", file=str(path), problems=list(problems),
                         action="the file waits until its folder's .transcribed.toml is fixed")

@@ -247,7 +247,7 @@ class Pool:
             wait = 30.0 if due is None else min(30.0, max(0.5, due - now))
             if self._folder_holds:
                 wait = min(wait, HELD_RECHECK_SECONDS)
-            if stop.wait(wait):
+            if self._wait_for(stop, wait):
                 break
             if self._folder_holds:
                 self._folder_holds.recheck(lambda path: settings_for(self.ctx, path).valid, self._release_held)
@@ -259,6 +259,18 @@ class Pool:
             if breaker.is_open and breaker.next_probe_in() == 0.0 and self.ctx.client.probe():
                 self.enqueue_pending()
         log.info("loop_ended", loop="schedule", reason="stopping")
+
+    def _wait_for(self, stop: threading.Event, seconds: float) -> bool:
+        """Wait up to `seconds`; return True at once when `stop` is set, False early when a file was newly held
+        by invalid folder settings (the loop then looks at it within HELD_RECHECK_SECONDS, not its 30 s)."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if stop.wait(min(left, 1.0)):
+                return True
+            if self._folder_holds.added.is_set():
+                self._folder_holds.added.clear()
+                return False
+        return stop.is_set()
 
     @property
     def budget_tick(self) -> float:
