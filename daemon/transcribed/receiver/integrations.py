@@ -177,18 +177,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(IDLE_SECONDS)
         handle, name = tempfile.mkstemp(prefix=".received-", dir=settings.spool)
         path = Path(name)
+        saved = None
         try:
             with os.fdopen(handle, "wb") as out:
                 saved = save_field(self.rfile.read, length, self.headers.get("Content-Type"), "audio_file", out)
-            self._body_read = True
         except BadBody as exc:
-            path.unlink()
             self._body_read = True
             self._answer(Answer(400, f"{exc}\n".encode()), "bad_body")
             return
-        except BaseException:
-            path.unlink()
-            raise
+        finally:
+            if saved is None:   # refused, cut short or interrupted: nothing of it is kept
+                path.unlink(missing_ok=True)
+        self._body_read = True
         log.info("integration_request", endpoint=endpoint, task=asked.task, language=asked.language,
                  output=asked.output, encoded=asked.encoded, bytes=saved.size, key=f"sha256:{saved.sha256[:12]}")
         answer = settings.handlers.answer(asked, Received(path, saved.sha256, saved.size, saved.filename),
