@@ -115,6 +115,9 @@ def image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
     if HOST_CA.exists():
         args += ["--volume", f"{HOST_CA}:/usr/local/share/ca-certificates/host-ca.crt:ro"]
     podman(*args, str(REPOSITORY), timeout=900)
+    # Each build leaves the image it replaced (and its build stage) untagged: drop those of earlier runs, keep
+    # this run's as the next build's cache, so a machine that runs the suite often does not fill its disk.
+    podman("image", "prune", "--force", "--filter", "until=10m", check=False)
     return IMAGE
 
 
