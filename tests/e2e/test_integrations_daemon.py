@@ -155,6 +155,31 @@ def test_media_file_and_translation(setup: Setup) -> None:
     assert setup.jobs() == 3
 
 
+def test_detect_language_then_translate_is_one_job(setup: Setup) -> None:
+    """Bazarr detects an unknown language, then asks for English subtitles of that audio: the detecting job
+    carries the English translation, so the translate asr costs nothing more."""
+    setup.start()
+    audio = pcm_tone(4.0, frequency=610.0)
+    status, _, body = post_audio(setup.port, setup.url("detect-language?encode=false"), audio)
+    assert status == 200, body
+    [job] = setup.emulator.jobs()
+    assert job["request_params"]["translation"] is True                                  # type: ignore[index]
+    assert "en" in job["request_params"]["translation_config"]["target_languages"]      # type: ignore[index]
+    status, _, body = post_audio(setup.port, setup.url("asr?task=translate&language=de&encode=false&output=txt"),
+                                 audio)
+    assert status == 200 and "[emulated translation to en]" in body.decode()
+    assert setup.jobs() == 1
+
+
+def test_audio_that_cannot_be_decoded_is_refused_with_422(setup: Setup) -> None:
+    setup.start()
+    garbage = bytes(range(256)) * 20
+    status, _, body = post_audio(setup.port, setup.url("asr?encode=true&output=srt"), garbage, filename="x.mp4")
+    assert status == 422, body
+    assert body.decode().startswith("cannot transcribe this audio")
+    assert setup.jobs() == 0
+
+
 def test_wrong_or_missing_token_reads_nothing(setup: Setup) -> None:
     setup.start()
     audio = pcm_tone(1.0)

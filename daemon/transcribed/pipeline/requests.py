@@ -13,9 +13,12 @@ The audio received is a ledger content like an inbox file, keyed by the sha256 o
 
 Which job serves what: the transcription answers `transcribe` and `detect-language` whatever `language` was
 asked (it is what the audio says; a job created for a request with a language is created with that language).
-`translate` is answered from the result's English translation, or its transcript when the audio is English;
-when the stored job had no translation, a second job, with translation to English, is created once under the
-key "sha256:<hex>#translate-en" and kept like any other.
+`translate` is answered from the result's English translation, or its transcript when the audio is English.
+The job detect-language creates asks for English translation too (Bazarr asks for the detected language or
+for English next), so either asr is served from it. When a stored job has no translation (it was created by
+a `transcribe`), a second job, with translation to English, is created once under the key
+"sha256:<hex>#translate-en" and kept like any other. The [skip] rules never apply to received audio: the
+caller asked for its transcript.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from transcribed.errors import MalformedResultError, MediaError
 from transcribed.fingerprint import KEY_PREFIX
 from transcribed.gladia.result import JobView, Transcript, parse_job
 from transcribed.ledger import Entry
+from transcribed.ledger.reads import SEND_ANYWAY_META
 from transcribed.media import Stopped
 from transcribed.media.pcm import encode_pcm
 from transcribed.outputs.subtitles import SubtitleLimits
@@ -178,6 +182,10 @@ class Requests:
         reason = (entry.reason if entry else None) or "failed"
         if entry is not None and entry.next_retry_at is not None:
             return Answer(503, f"transcription is retrying later: {reason}\n".encode())
+        if entry is not None and entry.job_id is None:
+            # Failed for good before any job: the audio itself (undecodable, empty, over a limit), which no
+            # retry can mend.
+            return Answer(422, f"cannot transcribe this audio: {reason}\n".encode())
         return Answer(502, f"transcription failed: {reason} (after fixing the cause: transcribed retry)\n".encode())
 
     def _create(self, key: str, asked: AsrRequest, received: Received) -> None:
@@ -193,6 +201,8 @@ class Requests:
                     raise MediaError("raw PCM (encode=false) needs ffmpeg to be encoded before upload")
                 encode_pcm(received.path, tools.config, tools.ffmpeg, target, stop=self.ctx.stop)
         self.ctx.ledger.set_meta(REQUEST_META + key, json.dumps(self._fields(key, asked)))
+        # The caller asked for this transcript: rules that skip library files ([skip]) do not apply to it.
+        self.ctx.ledger.set_meta(SEND_ANYWAY_META + key, "1")
         status = target.stat()
         self.ctx.ledger.record_seen(key, str(target), str(self.spool), status.st_dev, status.st_ino,
                                     status.st_size, status.st_mtime_ns)
@@ -208,7 +218,10 @@ class Requests:
             fields["language_config"] = {"languages": [asked.language], "code_switching": False}
         elif asked.task == "detect" or "language_config" in request:
             fields["language_config"] = {"languages": [], "code_switching": False}
-        if asked.task == "translate" or key.endswith(TRANSLATED):
+        # detect-language is how Bazarr learns an unknown audio language; the asr that follows asks for that
+        # language or (for English subtitles of other audio) a translation: with English translation in the
+        # detecting job, either is served from it, one job for both.
+        if asked.task in ("translate", "detect") or key.endswith(TRANSLATED):
             config = dict(request.get("translation_config") or {})
             targets = list(config.get("target_languages") or [])
             config["target_languages"] = [*targets, "en"] if "en" not in targets else targets
