@@ -161,3 +161,48 @@ def test_a_file_larger_than_the_whole_budget_waits_until_a_reload_raises_it(tmp_
     wait_until(lambda: source.with_suffix(".txt").exists(), timeout=60, message="the transcript after the reload")
     assert emulator.counters()["jobs_created"] == 1
     assert daemon.stop() == 0
+
+
+def test_a_worst_case_reservation_given_back_lets_a_waiting_file_go_the_same_day(tmp_path: Path,
+                                                                               emulator: Emulator) -> None:
+    """Link files have no duration before their job: each reserves Gladia's worst case (135 minutes). Once the
+    first job reports its real duration, what it gave back lets the second go at once, not tomorrow."""
+    import http.server
+    import threading
+
+    site = tmp_path / "site"
+    make_wav(site / "one.wav", seconds=3.0, tone=420)
+    make_wav(site / "two.wav", seconds=3.0, tone=840)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(site), **kwargs)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        config = write_config(tmp_path / "config.toml", emulator.base_url, inbox, tmp_path / "state" / "ledger.db",
+                              workers={"concurrency": 2}, budget={"daily_audio_hours": 2.3})   # one worst case fits
+        emulator.set_faults(hold_jobs=True)       # the first job runs on while the second asks for its share
+        daemon = DaemonProcess(config, tmp_path / "daemon.log")
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        (inbox / "One.url").write_text(f"[InternetShortcut]\r\nURL={base}/one.wav\r\n")
+        (inbox / "Two.url").write_text(f"[InternetShortcut]\r\nURL={base}/two.wav\r\n")
+        wait_until(lambda: daemon.saw("budget_wait"), message="the second link waiting for the budget")
+        assert len(emulator.jobs()) == 1
+        emulator.set_faults(hold_jobs=False)
+        wait_until(lambda: (inbox / "One.txt").exists() and (inbox / "Two.txt").exists(), timeout=120,
+                   message="both links transcribed today")
+        assert daemon.saw("budget_holds_lifted")
+        assert daemon.stop() == 0
+        assert len(emulator.jobs()) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

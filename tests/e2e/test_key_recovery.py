@@ -108,3 +108,29 @@ def test_a_key_accepted_again_is_found_by_the_periodic_check_and_created_jobs_ar
         assert daemon.stop() == 0
         counts = creates_per_file(emulator)
         assert len(counts) == 4 and set(counts.values()) == {1}, counts
+
+
+def test_a_key_refused_while_jobs_wait_on_the_job_list_pauses_at_once(tmp_path: Path) -> None:
+    """Jobs in flight learn they finished from the shared job list; a 401 there pauses the work at once (one
+    api_key_rejected, status says so) rather than at the next per-job safety poll minutes later."""
+    key = "sk_e2e_account_" + os.urandom(6).hex()
+    settings = EmulatorSettings(api_keys=frozenset({key}), data_dir=tmp_path / "emulator")
+    with Emulator(settings) as emulator:
+        emulator.set_faults(hold_jobs=True)            # the jobs stay queued: only the list is asked about them
+        inbox = tmp_path / "inbox"
+        sources = [make_wav(inbox / f"talk-{i}.wav", seconds=1.0, tone=400 + 50 * i) for i in range(2)]
+        config = write_config(tmp_path / "config.toml", emulator.base_url, inbox, tmp_path / "state" / "ledger.db",
+                              gladia={"api_key_file": str(key_file(tmp_path, key)), "key_check_seconds": 0.5,
+                                      "poll_max_seconds": 300.0})   # a job's own safety GET: every 10 minutes
+        daemon = DaemonProcess(config, tmp_path / "run.log")
+        wait_until(lambda: emulator.counters().get("jobs_created", 0) == 2, message="two jobs created")
+        refused = httpx.post(emulator.base_url + "/_emulator/keys", json={"api_keys": ["sk_someone_else"]})
+        assert refused.status_code == 200
+        wait_until(lambda: daemon.saw("api_key_rejected"), timeout=60, message="the 401 on the job list noticed")
+        assert wait_until(lambda: status(config)["paused"], message="status to say paused")["reason"] == "key_refused"
+        emulator.set_api_keys(frozenset({key}))
+        emulator.set_faults(hold_jobs=False)
+        wait_until(lambda: complete(sources), timeout=90, message="the work to resume")
+        assert [e["event"] for e in daemon.events()].count("api_key_rejected") == 1
+        assert daemon.stop() == 0
+        assert set(creates_per_file(emulator).values()) == {1}

@@ -14,6 +14,7 @@ lifts the holds when the period label changes.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -83,6 +84,9 @@ class Budget:
     def __init__(self, limits: BudgetConfig, clock: Callable[[], float] = time.time) -> None:
         self.limits = limits
         self.clock = clock
+        # Set when spending went down (a job reported less than was reserved, a reservation was released):
+        # files waiting for the budget may fit now, so the holds are looked at again.
+        self.freed = threading.Event()
 
     @property
     def limited(self) -> bool:

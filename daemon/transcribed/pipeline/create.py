@@ -48,6 +48,8 @@ def create(ctx: Context, entry: Entry) -> None:
     except PermanentApiError as exc:
         if not isinstance(exc, AuthenticationError):
             ctx.ledger.release(attempt_id)    # Gladia refused the request: no job, nothing spent
+            if ctx.budget is not None:
+                ctx.budget.freed.set()
         raise
     ctx.crash("after_create")
     ctx.ledger.mark_submitted(entry.key, job.id, job.result_url)

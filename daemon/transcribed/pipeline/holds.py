@@ -10,6 +10,7 @@ Both are thread-safe; what a release does (queue, hand in again) is the pool's, 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,16 +64,31 @@ class BudgetHolds:
 
     def run(self, budget: Budget) -> None:
         """Sleep until the next period starts (a timer to the boundary, at most `tick`), then let the files
-        waiting for the budget go, until stop is set. The period is compared by its label, so a clock that
-        jumps (DST, suspend, a test's clock) is handled the same way."""
+        waiting for the budget go, until stop is set; also let them go (to be measured again) as soon as
+        spending went down (`budget.freed`: a job reported less audio than was reserved). The period is
+        compared by its label, so a clock that jumps (DST, suspend, a test's clock) is handled the same way."""
         labels = budget.labels()
-        while not self._stop.wait(min(self.tick, budget.seconds_to_boundary() + 0.05)):
+        while not self._sleep(budget, min(self.tick, budget.seconds_to_boundary() + 0.05)):
             now = budget.labels()
             if now != labels:
                 labels = now
                 log.info("budget_period_started", day=now[0], month=now[1])
                 self.lift("a new budget period started")
+            elif budget.freed.is_set():
+                budget.freed.clear()
+                if self.waiting:
+                    self.lift("spending went down: a job used less audio than was reserved")
         log.info("loop_ended", loop="budget", reason="stopping")
+
+    def _sleep(self, budget: Budget, seconds: float) -> bool:
+        """Wait up to `seconds`, or less when spending went down; return True when stop is set."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self._stop.wait(min(left, 1.0)):
+                return True
+            if budget.freed.is_set():
+                return False
+        return self._stop.is_set()
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,12 @@ class JobLister:
                 if found == waiting or seen >= LIST_PAGE_SIZE:
                     break
         except AuthenticationError:
-            return    # the key was refused: the pool pauses and checks it; the list works again after
+            # The key was refused: wake every waiter once, so its own GET meets the 401 and the pool pauses
+            # (one api_key_rejected, then the key check); the list works again once the key is accepted.
+            with self._changed:
+                self._finished |= set(self._expected)
+                self._changed.notify_all()
+            return
         except PermanentApiError as exc:
             log.warning("job_list_refused", error=exc.describe(), fallback="polling each job")
             with self._changed:

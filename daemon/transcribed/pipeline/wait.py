@@ -54,6 +54,10 @@ def wait_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Out
             log.warning("job_error_retrying", job_id=entry.job_id, error_code=exc.error_code, job_attempts=attempts)
             ctx.ledger.clear_job(entry.key, keep_upload=True)
             return None
+        if ctx.budget is not None and entry.duration is None:
+            # Counted at the worst case until the job said; it ended without audio to count: none was sent.
+            ctx.ledger.correct_spending(entry.key, 0.0)
+            ctx.budget.freed.set()
         reason = f"Gladia job {entry.job_id} ended in error (error_code {exc.error_code})"
         if is_link_key(entry.key) and entry.audio_url:
             reason += f": Gladia could not fetch or transcribe {shown_url(entry.audio_url)}"
@@ -81,6 +85,8 @@ def wait_and_publish(ctx: Context, entry: Entry, *, publish: bool = True) -> Out
     reported = reported_duration(view.raw)
     if reported is not None and ctx.budget is not None:
         ctx.ledger.correct_spending(entry.key, reported)   # what Gladia counted replaces the estimate
+        if entry.duration is None or reported < entry.duration:
+            ctx.budget.freed.set()
     ctx.crash("after_result")
     log.info("job_done", job_id=entry.job_id)
     if not publish:          # a part: its result waits for the others, then is stitched
