@@ -4,12 +4,13 @@ the time is up, other routes carry on, and the episode is logged once (issue 12,
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from tests.integration.emulator_fixtures import KEY, sent_while_held, wav
+from tests.integration.emulator_fixtures import IN_FLIGHT_SLACK, KEY, sent_while_held, wait_for, wav
 
 from transcribed.emulator import Emulator, EmulatorSettings
 from transcribed.gladia.client import GladiaClient, Stopped
@@ -18,7 +19,7 @@ __all__ = ["wav"]  # fixture used by name
 
 GET = "GET /v2/pre-recorded/{id}"
 LIST = "GET /v2/pre-recorded"
-RETRY_AFTER = 2
+RETRY_AFTER = 3
 THREADS = 6
 
 
@@ -87,3 +88,25 @@ def test_a_held_route_never_stalls_a_probe_and_a_stop_ends_the_wait(server: Emul
         with pytest.raises(Stopped):               # nor does any other caller, once stopping
             list(client.list_jobs())
     assert [entry["status"] for entry in server.requests()] == [429]
+
+
+def test_a_reload_hands_the_held_routes_to_the_next_client(server: Emulator, wav: Path) -> None:
+    """A reload (SIGHUP) makes a new client; the Retry-After holds it is handed keep its requests off the route."""
+    with GladiaClient(server.base_url, KEY) as before:
+        job = before.create_once({"audio_url": before.upload(wav).audio_url}, "attempt-reload")
+        before.wait(job, initial=0.05, cap=0.2, deadline=60)
+        server.reset_counters()
+        server.set_faults(rate_limit_next={GET: 1}, retry_after_seconds=RETRY_AFTER)
+        assert before.get(job.id, job.result_url).status == "done"      # met the 429, waited, then done
+        with GladiaClient(server.base_url, KEY, breaker=before.breaker, gate=before.gate) as after:
+            server.set_faults(rate_limit_next={GET: 1}, retry_after_seconds=RETRY_AFTER)
+            first = threading.Thread(target=after.get, args=(job.id, job.result_url))
+            first.start()                   # meets the 429 and holds the route
+            held = wait_for(lambda: [e["answered_at"] for e in server.requests() if e["status"] == 429][1:])
+            # Past the slack allowed for requests already in flight, well inside the hold:
+            wait_for(lambda: time.time() > held[0] + IN_FLIGHT_SLACK + 0.2)
+            assert before.get(job.id, job.result_url).status == "done"     # the other client waits too
+            first.join(60)
+    requests = server.requests()
+    assert len([entry for entry in requests if entry["status"] == 429]) == 2
+    assert sent_while_held(requests, GET, RETRY_AFTER) == []

@@ -32,7 +32,7 @@ from transcribed.pipeline import settled
 
 if TYPE_CHECKING:  # the machinery is imported once there is work: `once` over a finished inbox never needs it
     from transcribed.gladia.client import GladiaClient
-    from transcribed.gladia.retry import CircuitBreaker
+    from transcribed.gladia.retry import CircuitBreaker, RouteGate
     from transcribed.inbox.readiness import ReadyFile
     from transcribed.inbox.watcher import Watcher
     from transcribed.pipeline.pool import Pool
@@ -169,8 +169,9 @@ class Daemon:
             return ready, settling
         return None
 
-    def _client(self, loaded: Config, breaker: CircuitBreaker | None = None) -> GladiaClient:
-        return wiring.gladia_client(loaded, self.stop, self.metrics, breaker)
+    def _client(self, loaded: Config, breaker: CircuitBreaker | None = None,
+                gate: RouteGate | None = None) -> GladiaClient:
+        return wiring.gladia_client(loaded, self.stop, self.metrics, breaker, gate)
 
     def _serve(self, ledger: Ledger, *, once: bool, known: settled.Known, found: Found | None) -> int:
         secret = ledger.get_meta("callback_secret")
@@ -317,7 +318,7 @@ class Daemon:
             log.warning("reload_partial", detail="[inbox], [ledger] and [integrations] changes take effect at the "
                                                  "next restart")
         old = pool.ctx.client
-        pool.ctx.client = self._client(fresh, breaker=old.breaker)
+        pool.ctx.client = self._client(fresh, breaker=old.breaker, gate=old.gate)
         pool.ctx.config = replace(fresh, inbox=self.config.inbox, ledger=self.config.ledger,
                                   integrations=self.config.integrations)
         self.config = pool.ctx.config

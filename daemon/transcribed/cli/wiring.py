@@ -22,7 +22,7 @@ from transcribed.ledger import Ledger
 
 if TYPE_CHECKING:
     from transcribed.gladia.client import GladiaClient
-    from transcribed.gladia.retry import CircuitBreaker
+    from transcribed.gladia.retry import CircuitBreaker, RouteGate
     from transcribed.pipeline.budget import Budget
     from transcribed.pipeline.context import Context
     from transcribed.pipeline.pool import Pool
@@ -34,7 +34,7 @@ log = structlog.get_logger("transcribed.daemon")
 
 
 def gladia_client(loaded: Config, stop: threading.Event, metrics: Metrics | None,
-                  breaker: CircuitBreaker | None = None) -> GladiaClient:
+                  breaker: CircuitBreaker | None = None, gate: RouteGate | None = None) -> GladiaClient:
     """A client for [gladia] (its key must be set), stopped by `stop`, counting into `metrics`."""
     from transcribed.gladia.client import GladiaClient
     from transcribed.gladia.retry import RetryPolicy
@@ -42,7 +42,7 @@ def gladia_client(loaded: Config, stop: threading.Event, metrics: Metrics | None
     gladia = loaded.gladia
     assert gladia.api_key is not None
     return GladiaClient(gladia.base_url, gladia.api_key.reveal(), request_timeout=gladia.request_timeout_seconds,
-                        upload_timeout=gladia.upload_timeout_seconds, stop=stop, breaker=breaker,
+                        upload_timeout=gladia.upload_timeout_seconds, stop=stop, breaker=breaker, gate=gate,
                         policy=RetryPolicy(max_attempts=gladia.max_attempts,
                                            deadline=gladia.retry_deadline_seconds),
                         observer=metrics.observe_api if metrics is not None else None)

@@ -93,13 +93,15 @@ class GladiaClient:
                  stop: threading.Event | None = None, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  transport: httpx.BaseTransport | None = None, breaker: CircuitBreaker | None = None,
-                 observer: Callable[[str, str, int | None], None] | None = None) -> None:
-        """`observer(method, path, status)`, when given, is told of every answer (status None: none came)."""
+                 observer: Callable[[str, str, int | None], None] | None = None,
+                 gate: RouteGate | None = None) -> None:
+        """`observer(method, path, status)`, when given, is told of every answer (status None: none came).
+        `breaker` and `gate` are an earlier client's on a reload: an outage or a Retry-After is not forgotten."""
         self._transport = Transport(
             base_url, api_key, request_timeout=request_timeout, upload_timeout=upload_timeout,
             policy=policy or RetryPolicy(), stop=stop or threading.Event(), rng=rng or random.Random(),
             clock=clock, http_transport=transport, breaker=breaker or CircuitBreaker(clock=clock),
-            observer=observer)
+            observer=observer, gate=gate)
 
     @property
     def base_url(self) -> str:
@@ -112,6 +114,7 @@ class GladiaClient:
 
     @property
     def gate(self) -> RouteGate:
+        """The Retry-After holds per route (a reload hands them to the next client too)."""
         return self._transport.gate
 
     def close(self) -> None:

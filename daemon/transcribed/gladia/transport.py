@@ -89,10 +89,10 @@ class Transport:
     def __init__(self, base_url: str, api_key: str, *, request_timeout: float, upload_timeout: float,
                  policy: RetryPolicy, stop: threading.Event, rng: random.Random, clock: Callable[[], float],
                  http_transport: httpx.BaseTransport | None, breaker: CircuitBreaker,
-                 observer: Callable[[str, str, int | None], None] | None) -> None:
+                 observer: Callable[[str, str, int | None], None] | None, gate: RouteGate | None = None) -> None:
         self._observer = observer
         self.breaker = breaker
-        self.gate = RouteGate(clock=clock)
+        self.gate = gate or RouteGate(clock=clock)
         self.base_url = base_url.rstrip("/")
         self.origin = origin(self.base_url)
         self._key = api_key

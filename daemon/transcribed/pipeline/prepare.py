@@ -47,21 +47,15 @@ class MediaTools:
         return cls(config, ffmpeg, ffprobe)
 
     def decide(self, source: Path) -> tuple[media.Plan, media.Probe | None]:
-        """Probe (when ffprobe is there) and plan. Raise MediaError for a file that cannot be sent, and
-        NotMediaError for one whose extension other files use too (AMBIGUOUS_EXTENSIONS) that is not media:
-        no MPEG transport stream packets at its start, or nothing ffprobe finds audio in."""
+        """Probe (when ffprobe is there) and plan. Raise NotMediaError for a file whose extension other files
+        use too (AMBIGUOUS_EXTENSIONS) that holds no MPEG transport stream packets at its start (set aside, not
+        failed), and MediaError for a file that cannot be sent (a real recording with no audio among them)."""
         extension = source.suffix.lower().lstrip(".")
         other_use = AMBIGUOUS_EXTENSIONS.get(extension)
         if other_use is not None and not holds_transport_stream(source):
             raise NotMediaError(f"not media: no MPEG transport stream in it (.{extension} is also used by "
                                 f"{other_use})")
-        try:
-            found = media.probe(source, self.config, self.ffprobe) if self.ffprobe else None
-        except MediaError as exc:
-            if other_use is None:
-                raise
-            raise NotMediaError(f"not media: ffprobe finds no audio in it ({exc}; .{extension} is also used by "
-                                f"{other_use})") from None
+        found = media.probe(source, self.config, self.ffprobe) if self.ffprobe else None
         if found is not None and not found.audio_streams:
             raise MediaError("no audio stream")
         is_video = found.has_video if found else extension in VIDEO_EXTENSIONS
