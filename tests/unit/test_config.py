@@ -200,3 +200,10 @@ def test_output_folders_and_ledger_must_be_outside_the_inboxes(tmp_path: Path) -
     """)
     assert any(p.startswith("output.done_directory") for p in found)
     assert any(p.startswith("ledger.path") for p in found)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_number_that_is_not_finite_is_refused_with_its_key(value: str) -> None:
+    found = problems_of(f"[budget]\ndaily_audio_hours = {value}\n[inbox]\nsettle_seconds = {value}\n")
+    assert any(problem.startswith("budget.daily_audio_hours") for problem in found), found
+    assert any(problem.startswith("inbox.settle_seconds") for problem in found), found

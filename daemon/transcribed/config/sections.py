@@ -6,6 +6,7 @@ through `section_overrides` and `merge_section`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -72,7 +73,7 @@ class Section:
         value = self.raw(key)
         if value is MISSING:
             return default
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if ok and (value < minimum or (above and value == minimum) or (maximum is not None and value > maximum)):
             ok = False
         if not ok:
