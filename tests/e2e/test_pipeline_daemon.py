@@ -87,6 +87,10 @@ def test_rename_copy_and_replace(tmp_path: Path, emulator: Emulator) -> None:
     assert emulator.counters()["POST /v2/upload"] == uploads        # no new upload...
     assert emulator.counters()["jobs_created"] == 2                   # ...and no new paid job
     assert_complete([renamed, copy])
+    for shown, other in ((copy, sources[1]), (sources[1], copy)):    # explain names the other place, not itself
+        explained = run_cli("explain", "--config", str(config), str(shown)).stdout
+        seen = next(line for line in explained.splitlines() if "also seen at" in line)
+        assert str(other) in seen and str(shown) not in seen, explained
     # Same name, new bytes: transcribed again.
     make_wav(sources[1], seconds=2.5, tone=999)
     time.sleep(0.01)

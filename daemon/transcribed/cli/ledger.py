@@ -255,7 +255,7 @@ def _explain_state(loaded: Config, path: Path) -> list[str]:
     entry = ledger.entry_for_path(str(path)) if ledger else None
     if entry is not None:
         assert ledger is not None
-        lines += _explain_entry(entry, ledger)
+        lines += _explain_entry(entry, ledger, str(path))
         if entry.state not in ("done", "skipped") and (entry.state != "failed" or entry.next_retry_at):
             lines += _explain_pause(loaded, ledger)
         ledger.close()
@@ -301,11 +301,12 @@ def _explain_pause(loaded: Config, ledger: Ledger) -> list[str]:
     return [f"  {pause.describe()} (this file waits; it is not failed for it)"]
 
 
-def _explain_entry(entry: Entry, ledger: Ledger) -> list[str]:
+def _explain_entry(entry: Entry, ledger: Ledger, shown: str) -> list[str]:
     when = datetime.fromtimestamp(entry.updated_at).strftime("%Y-%m-%d %H:%M:%S")
     lines = [f"  content {entry.key[:23]}…, {entry.size} bytes; state {entry.state} since {when}"]
-    if len(entry.paths) > 1:
-        lines.append(f"  the same content was also seen at: {', '.join(entry.paths[1:4])}")
+    others = [path for path in entry.paths if path != shown]
+    if others:
+        lines.append(f"  the same content was also seen at: {', '.join(others[:3])}")
     if entry.key.startswith("url:") and entry.audio_url:
         lines.append(f"  a link file: Gladia fetches {shown_url(entry.audio_url)} (nothing is uploaded)")
     if entry.job_id:

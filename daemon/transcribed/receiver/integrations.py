@@ -137,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
             if length is not None:
                 self._transcribe(endpoint, asked, length)
             return
-        length = self._length(WEBHOOK_MAX_BYTES)
+        length = self._length(WEBHOOK_MAX_BYTES, "a webhook's JSON body")
         if length is not None:
             self._webhook(endpoint, length)
 
@@ -155,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(Answer(404, b"not found\n"), "no_route")
         return endpoint
 
-    def _length(self, limit: int) -> int | None:
+    def _length(self, limit: int, setting: str = "integrations.max_body_mb") -> int | None:
         values = self.headers.get_all("Content-Length") or []
         text = values[0].strip() if values else ""
         if self.headers.get("Transfer-Encoding") is not None or not values:
@@ -163,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif len(set(values)) != 1 or not (text.isascii() and text.isdigit()) or len(text) > 15:
             self._answer(Answer(400, b"bad Content-Length\n"), "bad_length")
         elif int(text) > limit:
-            self._answer(Answer(413, f"body over the limit of {limit} bytes (integrations.max_body_mb)\n".encode()),
+            self._answer(Answer(413, f"body over the limit of {limit} bytes ({setting})\n".encode()),
                          "too_large")
         else:
             if (self.headers.get("Expect") or "").lower() == "100-continue":
