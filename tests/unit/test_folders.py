@@ -59,7 +59,7 @@ def test_every_problem_at_once_with_the_file_and_the_key(tmp_path: Path) -> None
     text = "\n".join(effective.problems)
     assert not effective.valid
     assert all(problem.startswith(f"{bad}: ") for problem in effective.problems)
-    for expected in ("transcription.language_config.languages", "transcription.speakers: unknown key",
+    for expected in ("transcription.languages: expected a list", "transcription.speakers: unknown key",
                      "transcription.audio_url: set by transcribed itself", "output.formats: unknown format 'doc'",
                      "output.directory: not a per-folder key", "inbox: unknown section"):
         assert expected in text, expected

@@ -118,10 +118,21 @@ def parse_transcription(table: object, problems: list[str], *, combinations: boo
     if language_config is not None:
         request["language_config"] = language_config
     for name, value in request.items():
-        problems.extend(request_schema.validate(value, fields[name], f"transcription.{name}"))
+        found = request_schema.validate(value, fields[name], f"transcription.{name}")
+        if name == "language_config":     # a shortcut's problem under the name the user wrote
+            found = [_shortcut_named(problem, table) for problem in found]
+        problems.extend(found)
     if combinations:
         problems.extend(check_combinations(request))
     return request
+
+
+def _shortcut_named(problem: str, table: dict[str, Any]) -> str:
+    for shortcut in ("languages", "code_switching"):
+        long = f"transcription.language_config.{shortcut}"
+        if shortcut in table and problem.startswith(long):
+            return f"transcription.{shortcut}" + problem[len(long):]
+    return problem
 
 
 def transcription_overrides(table: object, problems: list[str]) -> dict[str, Any]:
