@@ -126,3 +126,12 @@ def test_a_folder_may_override_skip_subtitle_languages(tmp_path: Path) -> None:
     assert folders.for_path(inbox / "Other.mkv").config.skip.subtitle_languages == ("de",)
     bad = folders.for_path(inbox / "bad" / "Film.mkv")
     assert not bad.valid and any("skip.subtitle_languages" in problem for problem in bad.problems)
+
+
+def test_explain_says_when_no_transcription_setting_is_made(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    loaded, _ = config.parse({"inbox": {"paths": [str(inbox)]}}, None, {})
+    described = FolderSettings(loaded).for_path(inbox / "a.wav").describe()
+    assert "transcription: nothing set (Gladia's defaults)" in described
+    assert any(line.startswith("output.formats = ") for line in described)

@@ -120,7 +120,10 @@ class Effective:
         main = str(self.config.source) if self.config.source else "defaults"
         lines = []
         for name in FOLDER_SECTIONS:
-            for key, value in _section_values(self.config, name).items():
+            values = _section_values(self.config, name)
+            if not values:
+                lines.append(f"{name}: nothing set (Gladia's defaults)")
+            for key, value in values.items():
                 where = self.sources.get(f"{name}.{key}")
                 lines.append(f"{name}.{key} = {_show(value)}  ({where or 'main config: ' + main})")
         return lines
