@@ -195,7 +195,7 @@ def test_a_worst_case_reservation_given_back_lets_a_waiting_file_go_the_same_day
         (inbox / "One.url").write_text(f"[InternetShortcut]\r\nURL={base}/one.wav\r\n")
         (inbox / "Two.url").write_text(f"[InternetShortcut]\r\nURL={base}/two.wav\r\n")
         wait_until(lambda: daemon.saw("budget_wait"), message="the second link waiting for the budget")
-        assert len(emulator.jobs()) == 1
+        wait_until(lambda: len(emulator.jobs()) == 1, message="the first link's job created")
         emulator.set_faults(hold_jobs=False)
         wait_until(lambda: (inbox / "One.txt").exists() and (inbox / "Two.txt").exists(), timeout=120,
                    message="both links transcribed today")
