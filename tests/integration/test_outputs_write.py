@@ -1,4 +1,5 @@
-"""outputs/write.py on a real filesystem: names, placement, ownership, conflicts, symlinks, permissions."""
+"""outputs/ write, naming, atomic and move on a real filesystem: names, placement, ownership, conflicts, symlinks,
+permissions."""
 
 from __future__ import annotations
 
@@ -10,15 +11,11 @@ from pathlib import Path
 import pytest
 
 from transcribed.config import OutputConfig
+from transcribed.outputs.atomic import TEMPORARY_MARKER, atomic_write
+from transcribed.outputs.move import move_source
+from transcribed.outputs.naming import plan_outputs
 from transcribed.outputs.render import Rendered
-from transcribed.outputs.write import (
-    TEMPORARY_MARKER,
-    OutputWriteError,
-    atomic_write,
-    move_source,
-    plan_outputs,
-    write_outputs,
-)
+from transcribed.outputs.write import OutputWriteError, write_outputs
 
 RENDERED = [
     Rendered("srt", "en", "transcript", "1\n00:00:00,000 --> 00:00:01,000\nHello.\n\n"),

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from transcribed.config import OutputConfig
+from transcribed.outputs.atomic import TEMPORARY_MARKER
 from transcribed.outputs.render import Rendered
-from transcribed.outputs.write import TEMPORARY_MARKER, write_outputs
+from transcribed.outputs.write import write_outputs
 
 CHILD = textwrap.dedent(
     """

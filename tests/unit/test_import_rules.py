@@ -31,7 +31,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "receiver/contract": ("structlog", "socket", "sqlite3", "subprocess", "transcribed.pipeline"),
     "outputs/whisper": ("httpx", "watchdog", "sqlite3", "subprocess", "structlog"),
     "outputs/": ("transcribed.pipeline", "transcribed.cli", "transcribed.ledger"),
-    "pipeline/": ("watchdog", "transcribed.cli", "transcribed.inbox.watcher", "transcribed.inbox.observers"),
+    "pipeline/": ("watchdog", "transcribed.cli", "transcribed.inbox.watcher", "transcribed.inbox.settle",
+                  "transcribed.inbox.observers"),
     # The edges never reach back up into the pipeline or the shell.
     "gladia/": ("transcribed.pipeline", "transcribed.cli", "transcribed.ledger", "transcribed.emulator"),
 

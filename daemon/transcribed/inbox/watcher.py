@@ -9,15 +9,15 @@ Threads, each with one job:
   its turn (one in VERIFY_SLICES per rescan), because a rewrite in place is what the file events report
   (walk.Trust). When events may have been lost (the kernel's event queue overflowed, or a root has no
   observer) the next rescan stats every file;
-- the worker: owns all settle state; looks at posted paths (lstat), keeps a heap of due checks and sleeps
-  in Event.wait until the earliest one or the next post, and calls on_ready / on_problem.
+- the worker (settle.SettleWorker): owns all settle state; looks at posted paths (lstat), keeps a heap
+  of due checks and sleeps in Event.wait until the earliest one or the next post, and calls on_ready /
+  on_problem.
 
 Nothing here opens a file: lstat and directory listings only (walk.py).
 """
 
 from __future__ import annotations
 
-import heapq
 import os
 import random
 import threading
@@ -31,9 +31,10 @@ from watchdog.observers.api import BaseObserver
 from transcribed.config import InboxConfig
 from transcribed.inbox import mounts, observers
 from transcribed.inbox.filters import NameFilter
-from transcribed.inbox.readiness import ReadyFile, SettlePolicy, Settling, Verdict, decide, observe
+from transcribed.inbox.readiness import ReadyFile, SettlePolicy
 from transcribed.inbox.scan import PassedOverLog, scan
-from transcribed.inbox.walk import VERIFY_SLICES, Kind, Root, Trust, classify, join, version_key, walk
+from transcribed.inbox.settle import SettleWorker
+from transcribed.inbox.walk import VERIFY_SLICES, Root, Trust, join, walk
 
 __all__ = ["VERIFY_SLICES", "ReadyFile", "Watcher", "scan"]
 
@@ -41,17 +42,6 @@ log = structlog.get_logger(__name__)
 
 _READ_MOUNT_TABLE = object()
 _JOIN_SECONDS = 10.0
-
-
-class _Tracked:
-    """A file on its way to complete (worker thread only)."""
-
-    __slots__ = ("root_index", "scheduled", "state")
-
-    def __init__(self, root_index: int, state: Settling) -> None:
-        self.root_index = root_index
-        self.state = state
-        self.scheduled: float | None = None
 
 
 class Watcher:
@@ -71,20 +61,13 @@ class Watcher:
                  clock: Callable[[], float] = time.monotonic, known: dict[str, dict[str, bytes]] | None = None,
                  _observe: bool = True, _mount_table: object = _READ_MOUNT_TABLE) -> None:
         self._config = config
-        self._on_ready = on_ready
-        self._on_problem = on_problem
-        self._clock = clock
         self._observe = _observe
         self._mount_table = _mount_table
         self._roots = tuple(Root.of(path, index) for index, path in enumerate(config.paths))
         self._names = NameFilter(tuple(config.include), tuple(config.exclude))
-        self._policy = SettlePolicy(config.settle_seconds, config.settle_timeout_seconds)
         self._random = random.Random()  # rescan jitter only
         self._stopping = threading.Event()
-        self._wake = threading.Event()
         self._scanned = threading.Event()
-        self._pending_lock = threading.Lock()
-        self._pending: dict[str, tuple[int, int]] = {}
         # directory -> name -> version key of what was handed on; read by the rescan thread.
         self._known_lock = threading.Lock()
         self._known: dict[str, dict[str, bytes]] = {} if known is None else known
@@ -102,11 +85,10 @@ class Watcher:
         self._observers: dict[int, BaseObserver] = {}
         self._modes: dict[Path, str] = {}
         self._reasons: dict[Path, str] = {}
-        # worker-thread state
-        self._settling: dict[str, _Tracked] = {}
-        self._heap: list[tuple[float, int, str]] = []
-        self._sequence = 0
-        self._reported_links: set[str] = set()
+        self._worker = SettleWorker(
+            self._roots, self._names, SettlePolicy(config.settle_seconds, config.settle_timeout_seconds),
+            recursive=config.recursive, known=self._known, known_lock=self._known_lock, stopping=self._stopping,
+            clock=clock, on_ready=on_ready, on_problem=on_problem)
         self._threads: list[threading.Thread] = []
 
     # ---- public -----------------------------------------------------------------------------------------
@@ -119,7 +101,7 @@ class Watcher:
         if self._observe:
             observers.listen_for_lost_events(self.events_lost)
         self._threads = [
-            threading.Thread(target=self._run_worker, name="transcribed-inbox-worker", daemon=True),
+            threading.Thread(target=self._worker.run, name="transcribed-inbox-worker", daemon=True),
             threading.Thread(target=self._run_rescans, name="transcribed-inbox-rescan", daemon=True),
         ]
         for thread in self._threads:
@@ -129,7 +111,7 @@ class Watcher:
         """Stop observers and threads and wait for them; pending events and settling files are dropped.
         No callback runs after stop() returns (unless stop() is called from inside a callback)."""
         self._stopping.set()
-        self._wake.set()
+        self._worker.wake()
         self._rescan_now.set()
         observers.events_lost_listeners.discard(self.events_lost)
         with self._observer_lock:
@@ -229,7 +211,7 @@ class Watcher:
 
     def _try_observer(self, root: Root, mode: str, reason: str) -> BaseObserver | None:
         try:
-            return observers.start_observer(mode, root.text, root.index, self._post,
+            return observers.start_observer(mode, root.text, root.index, self._worker.post,
                                             recursive=self._config.recursive,
                                             polling_interval=self._config.polling_interval_seconds)
         except OSError as exc:
@@ -279,7 +261,7 @@ class Watcher:
         Return (media files seen, posted)."""
         seen = posted = 0
         visited: set[str] = set()
-        post, known_all = self._post, self._known
+        post, known_all = self._worker.post, self._known
         for listing in walk(root, recursive=self._config.recursive, names=self._names, stop=self._stopping,
                             trust=trust):
             directory = listing.directory
@@ -329,125 +311,3 @@ class Watcher:
                     known.pop(name, None)
             if not known:
                 del self._known[directory]
-
-    # ---- worker -----------------------------------------------------------------------------------------
-
-    def _post(self, path: str, root_index: int, flags: int) -> None:
-        with self._pending_lock:
-            previous = self._pending.get(path)
-            self._pending[path] = (root_index, flags | (previous[1] if previous else 0))
-        self._wake.set()
-
-    def _run_worker(self) -> None:
-        heap = self._heap
-        while not self._stopping.is_set():
-            timeout = max(0.0, heap[0][0] - self._clock()) if heap else None
-            self._wake.wait(timeout)
-            self._wake.clear()
-            with self._pending_lock:
-                pending, self._pending = self._pending, {}
-            for path, (root_index, flags) in pending.items():
-                if self._stopping.is_set():
-                    break
-                self._guarded_look(path, root_index, flags)
-            while heap and heap[0][0] <= self._clock() and not self._stopping.is_set():
-                due, _, path = heapq.heappop(heap)
-                tracked = self._settling.get(path)
-                if tracked is None or tracked.scheduled != due:
-                    continue  # superseded by an earlier check, or no longer tracked
-                tracked.scheduled = None
-                self._guarded_look(path, tracked.root_index, 0)
-        log.debug("watcher_worker_ended", reason="stopped")
-
-    def _guarded_look(self, path: str, root_index: int, flags: int) -> None:
-        try:
-            self._look(path, root_index, flags)
-        except Exception:
-            log.exception("watch_look_failed", file=path)
-
-    def _look(self, path: str, root_index: int, flags: int) -> None:
-        root = self._roots[root_index]
-        found = classify(root, path, recursive=self._config.recursive, names=self._names)
-        kind = found.kind
-        if kind is Kind.FILE and found.stat is not None:
-            self._consider(path, root_index, found.stat, flags)
-            return
-        if self._settling.pop(path, None) is not None:
-            log.debug("file_vanished" if kind is Kind.GONE else "file_ignored", file=path, reason=found.reason)
-        if kind is Kind.GONE:
-            self._reported_links.discard(path)
-        elif kind is Kind.DIRECTORY:
-            if flags & observers.WALK:
-                self._walk_new_directory(root, path, flags & observers.FAST)
-        elif kind is Kind.LINK_OUTSIDE:
-            if path not in self._reported_links:
-                self._reported_links.add(path)
-                log.warning("symlink_outside_inbox", file=path, root=root.text)
-                self._problem(path, "a symlink leading outside the inbox: not followed")
-        elif kind is Kind.UNREADABLE:
-            log.info("file_unreadable", file=path, reason=found.reason)
-        elif flags:  # an event for an ignored name; rescans stay quiet about those
-            log.debug("file_ignored", file=path, reason=found.reason)
-
-    def _walk_new_directory(self, root: Root, path: str, fast: int) -> None:
-        for listing in walk(root, path, recursive=True, names=self._names, stop=self._stopping):
-            for name, status in listing.files:
-                self._consider(join(listing.directory, name), root.index, status, fast)
-            for name in listing.links:
-                self._look(join(listing.directory, name), root.index, 0)
-
-    def _consider(self, path: str, root_index: int, status: os.stat_result, flags: int) -> None:
-        """Fold a fresh lstat of a media file into its settle state; hand it on, report it, or schedule."""
-        directory, _, name = path.rpartition("/")
-        directory = directory or "/"
-        key = version_key(status)
-        known = self._known.get(directory)
-        if known is not None and known.get(name) == key:
-            self._settling.pop(path, None)
-            return
-        now = self._clock()
-        version = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
-        tracked = self._settling.get(path)
-        state = observe(tracked.state if tracked else None, version, now,
-                        fast=bool(flags & observers.FAST), metadata_only=bool(flags & observers.METADATA))
-        decision = decide(state, now, self._policy)
-        if decision.verdict is Verdict.READY:
-            self._settling.pop(path, None)
-            self._hand_on(path, root_index, directory, name, key, state)
-        elif decision.verdict is Verdict.TIMED_OUT:
-            self._settling.pop(path, None)
-            log.warning("file_never_settled", file=path, bytes=status.st_size,
-                        waited_seconds=round(now - state.first_seen, 1))
-            self._problem(path, f"still changing after {self._policy.timeout_seconds:g} s: not handed on")
-        else:
-            if tracked is None:
-                tracked = self._settling[path] = _Tracked(root_index, state)
-            tracked.state = state
-            due = decision.due if decision.due is not None else now
-            if tracked.scheduled is None or due < tracked.scheduled:
-                tracked.scheduled = due
-                self._sequence += 1
-                heapq.heappush(self._heap, (due, self._sequence, path))
-
-    def _hand_on(self, path: str, root_index: int, directory: str, name: str, key: bytes,
-                 state: Settling) -> None:
-        if self._stopping.is_set():
-            return
-        with self._known_lock:
-            self._known.setdefault(directory, {})[name] = key
-        device, inode, size, mtime_ns = state.version
-        root = self._roots[root_index]
-        log.info("file_ready", file=path, root=root.text, bytes=size,
-                 path_taken="fast" if state.fast_since is not None and size > 0 else "settled")
-        try:
-            self._on_ready(ReadyFile(Path(path), root.path, device, inode, size, mtime_ns))
-        except Exception:
-            log.exception("on_ready_failed", file=path)
-
-    def _problem(self, path: str, reason: str) -> None:
-        if self._on_problem is None or self._stopping.is_set():
-            return
-        try:
-            self._on_problem(Path(path), reason)
-        except Exception:
-            log.exception("on_problem_failed", file=path)

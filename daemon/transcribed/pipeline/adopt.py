@@ -23,7 +23,7 @@ from transcribed.inbox import ReadyFile
 from transcribed.inbox.folders import FolderSettings
 from transcribed.inbox.links import LinkError, is_link, link_key, read_link
 from transcribed.ledger import Ledger
-from transcribed.outputs.write import output_directory
+from transcribed.outputs.naming import output_directory
 
 log = structlog.get_logger("transcribed.adopt")
 

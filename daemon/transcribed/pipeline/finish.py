@@ -42,7 +42,7 @@ def _after_done(ctx: Context, entry: Entry, outputs: list[str]) -> None:
     if hooks.on_done and source is not None:
         _hook(ctx, hooks.on_done, source, outputs, "done", "")
     if ctx.config.output.after == "move" and source is not None and ctx.config.output.done_directory:
-        from transcribed.outputs.write import move_source
+        from transcribed.outputs.move import move_source
 
         root = inbox_root(ctx.config, source)
         if root is not None:

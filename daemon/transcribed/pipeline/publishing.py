@@ -21,9 +21,11 @@ from transcribed.config import Config
 from transcribed.gladia.result import JobView, parse_job
 from transcribed.inbox.folders import FolderSettings
 from transcribed.ledger import Ledger
+from transcribed.outputs.atomic import remove_if_unchanged
 from transcribed.outputs.claim import FolderLocks
+from transcribed.outputs.naming import output_directory
 from transcribed.outputs.publish import publish
-from transcribed.outputs.write import OutputWriteError, WriteReport, output_directory, remove_if_unchanged
+from transcribed.outputs.write import OutputWriteError, WriteReport
 from transcribed.pipeline.settled import has_outputs_for, inbox_root
 
 log = structlog.get_logger("transcribed.job")

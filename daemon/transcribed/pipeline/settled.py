@@ -42,7 +42,7 @@ def has_outputs_for(config: Config, outputs: Iterable[str], path: str) -> bool:
     if config.output.directory is None:
         directory = os.path.dirname(path)  # noqa: PTH120 - strings, as above
     else:
-        from transcribed.outputs.write import output_directory
+        from transcribed.outputs.naming import output_directory
 
         source = Path(path)
         root = inbox_root(config, source)
