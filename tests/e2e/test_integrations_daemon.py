@@ -225,6 +225,15 @@ def test_sonarr_radarr_and_enqueue_transcribe_library_files_beside_them(setup: S
     wait_until(lambda: renamed.with_suffix(".srt").is_file(), 60, message="outputs of the renamed file")
     assert setup.jobs() == 3
     assert post_json(setup.port, setup.url("sonarr"), {"eventType": "Grab", "series": {}})[0] == 200
+    # A library of symbolic links (as debrid and rclone set-ups make): the outputs go beside the link, the
+    # name media servers show, not beside its target.
+    linked = setup.library / "tv" / "Linked" / "Linked - S01E01.wav"
+    linked.parent.mkdir(parents=True)
+    linked.symlink_to(make_wav(setup.library / "store" / "abc123.wav", seconds=2.0, tone=390.0))
+    status, answer = post_json(setup.port, setup.url("sonarr"), sonarr_download("/tv/Linked/Linked - S01E01.wav"))
+    assert status == 200 and answer["queued"] == [str(linked)], answer
+    wait_until(lambda: linked.with_suffix(".srt").is_file(), 60, message="outputs beside the link")
+    assert not (setup.library / "store" / "abc123.srt").exists()
     events = setup.events("integration_request")
     assert any(e.get("caller_event") == "Download" and e.get("path") == str(movie) for e in events)
 

@@ -3,8 +3,9 @@
 `confine(mapped, roots)` decides, touching nothing for a path already outside by its name: a path that is
 not absolute or lies outside every root is refused (403) before any stat; then it is resolved, and a path
 that does not exist or is not a regular file is refused (404), one that resolves outside every root (a
-symbolic link out) is refused (403). An accepted path is returned under the configured root it lies in
-(so a root that is itself a symbolic link keeps its configured spelling), with that root.
+symbolic link out) is refused (403). An accepted path is returned as the caller named it (normalised; a
+symbolic link inside the allowed folders stays the link, so outputs go beside the name media servers show),
+with the configured root it lies in.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def confine(mapped: str, roots: Sequence[Path]) -> Confined:
         return Confined(403, "resolves (through a symbolic link) outside inbox.paths and integrations.library_paths")
     if not stat.S_ISREG(status.st_mode):
         return Confined(404, "not a regular file")
-    root, real_root = inside
-    relative = posixpath.relpath(real, real_root)
-    return Confined(200, "accepted", root if relative == "." else root / relative, root)
+    # Accepted under the name the caller gave (a symbolic link stays one): that is the name media servers
+    # show, so the transcripts go beside it.
+    root, _ = _deepest(named, configured) or inside
+    return Confined(200, "accepted", Path(named), root)
