@@ -366,6 +366,11 @@ class Ledger(LedgerSpending):
                 conn.execute("DELETE FROM contents WHERE id = ?", found)
             return True
 
+    def mark_send_anyway(self, key: str) -> None:
+        """Send `key` even where a rule (such as subtitles already there) would skip it: the user or a caller
+        asked for its transcript (read back by `send_anyway`)."""
+        self.set_meta(SEND_ANYWAY_META + key, "1")
+
     def set_meta(self, name: str, value: str) -> None:
         """Store a small named value (last_api_error, paused_reason, daemon pid, counters...)."""
         with self._writing(data=False) as conn:

@@ -26,6 +26,18 @@ log = structlog.get_logger("transcribed.pool")
 HELD_RECHECK_SECONDS = 2.0     # files held by invalid folder settings: how often the settings are looked at
 
 
+def sleep_unless(stop: threading.Event, woken: threading.Event, seconds: float) -> bool:
+    """Wait up to `seconds`; return True at once when `stop` is set, False when `woken` is set (left set for
+    the caller to clear) or the time is up. Looks at `woken` once a second: neither event can wake the other."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if stop.wait(min(left, 1.0)):
+            return True
+        if woken.is_set():
+            return False
+    return stop.is_set()
+
+
 class BudgetHolds:
     """The files waiting for the audio budget. Given the ledger (whose holds of kind "budget" are the truth),
     the stop event and `on_lifted` (called after holds were lifted: queue what is due now)."""
@@ -68,7 +80,7 @@ class BudgetHolds:
         spending went down (`budget.freed`: a job reported less audio than was reserved). The period is
         compared by its label, so a clock that jumps (DST, suspend, a test's clock) is handled the same way."""
         labels = budget.labels()
-        while not self._sleep(budget, min(self.tick, budget.seconds_to_boundary() + 0.05)):
+        while not sleep_unless(self._stop, budget.freed, min(self.tick, budget.seconds_to_boundary() + 0.05)):
             now = budget.labels()
             if now != labels:
                 labels = now
@@ -79,16 +91,6 @@ class BudgetHolds:
                 if self.waiting:
                     self.lift("spending went down: a job used less audio than was reserved")
         log.info("loop_ended", loop="budget", reason="stopping")
-
-    def _sleep(self, budget: Budget, seconds: float) -> bool:
-        """Wait up to `seconds`, or less when spending went down; return True when stop is set."""
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            if self._stop.wait(min(left, 1.0)):
-                return True
-            if budget.freed.is_set():
-                return False
-        return self._stop.is_set()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from transcribed.ledger import Entry
 from transcribed.pipeline import job
 from transcribed.pipeline.context import Context, Outcome, settings_for
 from transcribed.pipeline.finish import retry_later
-from transcribed.pipeline.holds import HELD_RECHECK_SECONDS, BudgetHolds, FolderHolds, Held
+from transcribed.pipeline.holds import HELD_RECHECK_SECONDS, BudgetHolds, FolderHolds, Held, sleep_unless
 from transcribed.pipeline.identify import Identifier
 from transcribed.pipeline.keycheck import KeyCheck, clear_pause
 from transcribed.pipeline.lister import JobLister
@@ -247,8 +247,9 @@ class Pool:
             wait = 30.0 if due is None else min(30.0, max(0.5, due - now))
             if self._folder_holds:
                 wait = min(wait, HELD_RECHECK_SECONDS)
-            if self._wait_for(stop, wait):
+            if sleep_unless(stop, self._folder_holds.added, wait):   # a newly held file cuts the wait short
                 break
+            self._folder_holds.added.clear()
             if self._folder_holds:
                 self._folder_holds.recheck(lambda path: settings_for(self.ctx, path).valid, self._release_held)
             if self._paused is None:
@@ -259,18 +260,6 @@ class Pool:
             if breaker.is_open and breaker.next_probe_in() == 0.0 and self.ctx.client.probe():
                 self.enqueue_pending()
         log.info("loop_ended", loop="schedule", reason="stopping")
-
-    def _wait_for(self, stop: threading.Event, seconds: float) -> bool:
-        """Wait up to `seconds`; return True at once when `stop` is set, False early when a file was newly held
-        by invalid folder settings (the loop then looks at it within HELD_RECHECK_SECONDS, not its 30 s)."""
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            if stop.wait(min(left, 1.0)):
-                return True
-            if self._folder_holds.added.is_set():
-                self._folder_holds.added.clear()
-                return False
-        return stop.is_set()
 
     @property
     def budget_tick(self) -> float:

@@ -32,11 +32,11 @@ from typing import Any
 
 import structlog
 
+from transcribed import media
 from transcribed.errors import MalformedResultError, MediaError
 from transcribed.fingerprint import KEY_PREFIX
 from transcribed.gladia.result import JobView, Transcript, parse_job
 from transcribed.ledger import Entry
-from transcribed.ledger.reads import SEND_ANYWAY_META
 from transcribed.media import Stopped
 from transcribed.media.pcm import encode_pcm
 from transcribed.outputs.subtitles import SubtitleLimits
@@ -182,10 +182,6 @@ class Requests:
         reason = (entry.reason if entry else None) or "failed"
         if entry is not None and entry.next_retry_at is not None:
             return Answer(503, f"transcription is retrying later: {reason}\n".encode())
-        if entry is not None and entry.job_id is None:
-            # Failed for good before any job: the audio itself (undecodable, empty, over a limit), which no
-            # retry can mend.
-            return Answer(422, f"cannot transcribe this audio: {reason}\n".encode())
         return Answer(502, f"transcription failed: {reason} (after fixing the cause: transcribed retry)\n".encode())
 
     def _create(self, key: str, asked: AsrRequest, received: Received) -> None:
@@ -194,6 +190,10 @@ class Requests:
         target = self.spool / (key[len(KEY_PREFIX):].replace("#", "-") + self._suffix(received, asked))
         if not target.exists():
             if asked.encoded:
+                tools = self.ctx.media
+                if tools is not None and tools.ffprobe is not None:
+                    # Undecodable or silent media is the caller's to know now (422), not a job failed later.
+                    media.probe(received.path, tools.config, tools.ffprobe)
                 received.path.replace(target)
             else:
                 tools = self.ctx.media
@@ -202,7 +202,7 @@ class Requests:
                 encode_pcm(received.path, tools.config, tools.ffmpeg, target, stop=self.ctx.stop)
         self.ctx.ledger.set_meta(REQUEST_META + key, json.dumps(self._fields(key, asked)))
         # The caller asked for this transcript: rules that skip library files ([skip]) do not apply to it.
-        self.ctx.ledger.set_meta(SEND_ANYWAY_META + key, "1")
+        self.ctx.ledger.mark_send_anyway(key)
         status = target.stat()
         self.ctx.ledger.record_seen(key, str(target), str(self.spool), status.st_dev, status.st_ino,
                                     status.st_size, status.st_mtime_ns)
