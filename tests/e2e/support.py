@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -18,6 +20,24 @@ from typing import Any
 
 TRANSCRIBED = str(Path(sys.executable).with_name("transcribed"))
 KEY = "sk_e2e_canary_" + os.urandom(8).hex()
+
+
+def free_port() -> int:
+    """A loopback port for a daemon to listen on, free now and below the kernel's ephemeral range: a port the
+    kernel picked (bind to 0) could be handed to a client connection of the test before the daemon binds it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(10000, max(10001, low))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05,

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import signal
-import socket
 from pathlib import Path
 
-from support import DaemonProcess, make_wav, wait_until, write_config
+from support import DaemonProcess, free_port, make_wav, wait_until, write_config
 
 from transcribed.emulator import Emulator
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_callbacks_replace_polling_and_survive_a_restart(tmp_path: Path, emulator: Emulator) -> None:

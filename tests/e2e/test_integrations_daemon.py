@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,18 +21,13 @@ from integrations_support import (
     sonarr_download,
     sonarr_rename,
 )
-from support import KEY, DaemonProcess, make_wav, run_cli, wait_until, write_config
+from support import KEY, DaemonProcess, free_port, make_wav, run_cli, wait_until, write_config
 
 from transcribed.emulator import Emulator, EmulatorSettings
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 TOKEN = "t0ken-" + "a1b2c3d4e5f6a7b8c9d0"
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Setup:

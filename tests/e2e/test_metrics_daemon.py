@@ -11,18 +11,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support import DaemonProcess, make_wav, wait_until, write_config
+from support import DaemonProcess, free_port, make_wav, wait_until, write_config
 
 from transcribed.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def scrape(port: int) -> tuple[dict[str, float], str]:
